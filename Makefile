@@ -39,7 +39,26 @@ test-unit: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy durable
 
-test: test-unit typecheck
+# The embedded sidecar's own protocol tests, over real gRPC on 127.0.0.1.
+test-sidecar: $(STAMP)
+	$(PY) -m pytest -q tests/sidecar
+
+# The official durabletask SDK, in its own process and environment, against our sidecar.
+test-interop: $(STAMP) $(PEER_STAMP)
+	DURABLE_PEER_PYTHON=$(abspath $(PEER_PY)) $(PY) -m pytest -q tests/interop
+
+# End to end: on the embedded sidecar, then on the official in-memory sidecar.
+# With SIDECAR=host:port, only against that running sidecar.
+e2e: test-e2e
+test-e2e: $(STAMP) $(PEER_STAMP)
+ifeq ($(SIDECAR),)
+	$(PY) -m pytest -q tests/e2e
+	DURABLE_SIDECAR=official DURABLE_PEER_PYTHON=$(abspath $(PEER_PY)) $(PY) -m pytest -q tests/e2e
+else
+	DURABLE_SIDECAR=$(SIDECAR) $(PY) -m pytest -q tests/e2e
+endif
+
+test: test-unit typecheck test-sidecar test-interop test-e2e
 
 clean:
 	rm -rf $(VENV) $(PEER_VENV) .mypy_cache .pytest_cache

@@ -71,6 +71,31 @@ def decode(text: str | None, declared: Any = None) -> Any:
         ) from exc
 
 
+def to_plain(value: object, declared: Any = None) -> Any:
+    """Unstructure `value` into JSON-ready Python data (dicts, lists, strings, numbers)."""
+    try:
+        if declared in _UNTYPED:
+            return converter.unstructure(value)
+        return converter.unstructure(value, unstructure_as=declared)
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"cannot encode a value of type {type(value).__qualname__} as JSON: {exc}") from exc
+
+
+def from_plain(plain: Any, declared: Any = None) -> Any:
+    """Structure JSON-ready data (as `json.loads` returns it) into the declared type."""
+    if declared in _UNTYPED:
+        return plain
+    if plain is None and _accepts_none(declared):
+        return None
+    try:
+        return converter.structure(plain, declared)
+    except cattrs.BaseValidationError as exc:
+        reasons = "; ".join(cattrs.transform_error(exc, path=_type_name(declared)))
+        raise PayloadError(f"cannot decode {plain!r} as {_type_name(declared)}: {reasons}") from exc
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise PayloadError(f"cannot decode {plain!r} as {_type_name(declared)}: {exc!r}") from exc
+
+
 def decode_as(text: str | None, declared: type[T]) -> T:
     """Typed form of `decode` for call sites that know the class."""
     return cast(T, decode(text, declared))

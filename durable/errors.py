@@ -14,6 +14,8 @@ __all__ = [
     "OrchestrationDefinitionError",
     "OrchestrationFailedError",
     "PayloadError",
+    "OrchestrationNotRegisteredError",
+    "ActivityNotRegisteredError",
     "DefinitionProblem",
 ]
 
@@ -106,6 +108,14 @@ class TaskFailedError(Exception):
 
 class NonDeterminismError(Exception):
     """The orchestration code no longer does what its history says it did."""
+
+
+class OrchestrationNotRegisteredError(LookupError):
+    """A work item named an orchestration that the worker does not host."""
+
+
+class ActivityNotRegisteredError(LookupError):
+    """A work item named an activity that the worker does not host."""
 
 
 class PayloadError(TypeError):

@@ -1,0 +1,413 @@
+"""The replay runtime: history in, actions out.
+
+How it works, and the invariants it keeps:
+
+* A run is a pure function of (orchestration class, instance id, past events,
+  new events). The runtime creates the orchestration object, feeds it every
+  past event with `is_replaying` true and then every new event with it false,
+  and returns the actions that history has not confirmed yet, the custom status
+  and, if the orchestration finished, the completion action.
+* Steps are coroutines driven with `send()` by this module, never by asyncio.
+  A step may only await durable tasks; when it awaits a task that is not done,
+  the runtime parks the coroutine until a history event completes that task.
+* Every API call that makes an action takes the next id (1, 2, 3, ...). When a
+  confirming event (taskScheduled, timerCreated, subOrchestrationInstanceCreated,
+  eventSent) is replayed, the action the code made with the same id must be of
+  the same kind and name; otherwise the instance fails with NonDeterminismError.
+* Completion events (taskCompleted, timerFired, ...) complete the task waiting
+  under the id they carry. A completion with no waiting task is ignored, which
+  tolerates duplicate deliveries.
+* After `executionSuspended`, every event but `executionResumed` and
+  `executionTerminated` is parked and applied in order at resume. A resume that
+  arrives while not suspended is ignored.
+
+The same `Replay` object can also be kept alive between work items and fed only
+the events it has not seen; see `ReplayCache`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta, timezone
+from typing import Any, Coroutine
+
+import attrs
+
+from durable import _json
+from durable._context import ContinueAsNewSignal, RunContext
+from durable._machine import StateMachine
+from durable._orchestration import Goto, Orchestration
+from durable._proto import orchestrator_service_pb2 as pb
+from durable._task import Task
+from durable.errors import (
+    FailureDetails,
+    NonDeterminismError,
+    OrchestrationNotRegisteredError,
+    PayloadError,
+    qualified_name,
+)
+
+__all__ = ["Replay", "ReplayResult", "replay", "run_work_item", "current_step", "STEP_ENVELOPE_KEY"]
+
+logger = logging.getLogger(__name__)
+
+# The input of an execution that a `goto(..., continue_as_new=True)` started at a
+# step other than the start step: {"durable.step": "<step>", "value": <value>}.
+STEP_ENVELOPE_KEY = "durable.step"
+
+_CONFIRMING = {"taskScheduled", "timerCreated", "subOrchestrationInstanceCreated", "eventSent"}
+_COMPLETING = {
+    "taskCompleted": ("taskCompleted", "taskScheduledId"),
+    "taskFailed": ("taskFailed", "taskScheduledId"),
+    "subOrchestrationInstanceCompleted": ("subOrchestrationInstanceCompleted", "taskScheduledId"),
+    "subOrchestrationInstanceFailed": ("subOrchestrationInstanceFailed", "taskScheduledId"),
+    "timerFired": ("timerFired", "timerId"),
+}
+
+
+@attrs.frozen
+class ReplayResult:
+    """What one run produced."""
+
+    actions: list[pb.OrchestratorAction]
+    custom_status: str | None
+    completion: pb.CompleteOrchestrationAction | None
+    current_step: str | None
+
+    def to_response(self, instance_id: str, completion_token: str = "") -> pb.OrchestratorResponse:
+        """Build the `OrchestratorResponse` a worker sends to the sidecar."""
+        response = pb.OrchestratorResponse(
+            instanceId=instance_id, actions=self.actions, completionToken=completion_token
+        )
+        if self.custom_status is not None:
+            response.customStatus.value = self.custom_status
+        return response
+
+
+class Replay:
+    """One orchestration instance being replayed; feed it events, then collect the result."""
+
+    def __init__(
+        self,
+        orchestrations: Mapping[str, type[Orchestration[Any, Any]]],
+        instance_id: str,
+        *,
+        max_timer_interval: timedelta | None = None,
+    ) -> None:
+        self.orchestrations = orchestrations
+        self.context = RunContext(instance_id, max_timer_interval)
+        self.machine: StateMachine | None = None
+        self.orchestration: Orchestration[Any, Any] | None = None
+        self.step_name: str | None = None
+        self.coroutine: Coroutine[Any, Any, Any] | None = None
+        self.awaiting: Task[Any] | None = None
+        self.completion: pb.CompleteOrchestrationAction | None = None
+        self.suspended = False
+        self.parked: list[pb.HistoryEvent] = []
+        self.events_seen = 0
+        self.continue_keeps_events = False
+
+    # ------------------------------------------------------------ feeding events
+
+    def feed(self, events: Iterable[pb.HistoryEvent], *, replaying: bool) -> None:
+        """Apply history events in order."""
+        self.context.is_replaying = replaying
+        for event in events:
+            self.events_seen += 1
+            if self.completion is not None:
+                # NOTE: events that arrive in the same batch after a continue-as-new
+                # are buffered so that the new execution receives them.
+                if self.continue_keeps_events and event.HasField("eventRaised"):
+                    raised = event.eventRaised
+                    self.context.deliver_event(raised.name, raised.input.value if raised.HasField("input") else None)
+                continue
+            try:
+                self._apply(event)
+            except NonDeterminismError as exc:
+                self._fail(exc)
+
+    def _apply(self, event: pb.HistoryEvent) -> None:
+        kind = event.WhichOneof("eventType")
+        if kind == "orchestratorStarted":
+            self.context.now = event.timestamp.ToDatetime(tzinfo=timezone.utc)
+            return
+        if self.suspended and kind not in ("executionResumed", "executionTerminated"):
+            self.parked.append(event)
+            return
+        if kind in _COMPLETING:
+            field, id_field = _COMPLETING[kind]
+            task_id = getattr(getattr(event, field), id_field)
+            finish = self.context.pending_tasks.pop(task_id, None)
+            if finish is not None:
+                finish(event)
+            elif not self.context.is_replaying:
+                logger.warning(
+                    "instance %s: ignoring %s for id %d, which nothing waits for",
+                    self.context.instance_id, kind, task_id,
+                )
+        elif kind in _CONFIRMING:
+            self._confirm(event, kind)
+        elif kind == "eventRaised":
+            raised = event.eventRaised
+            self.context.deliver_event(raised.name, raised.input.value if raised.HasField("input") else None)
+        elif kind == "executionStarted":
+            self._start(event.executionStarted)
+        elif kind == "executionSuspended":
+            self.suspended = True
+        elif kind == "executionResumed":
+            if self.suspended:
+                self.suspended = False
+                parked, self.parked = self.parked, []
+                for held in parked:
+                    if self.completion is None:
+                        self._apply(held)
+        elif kind == "executionTerminated":
+            terminated = event.executionTerminated
+            self._finish(
+                pb.ORCHESTRATION_STATUS_TERMINATED,
+                result=terminated.input.value if terminated.HasField("input") else None,
+            )
+        # Other kinds (orchestratorCompleted, executionCompleted, genericEvent, ...)
+        # are informational and ignored.
+
+    def _confirm(self, event: pb.HistoryEvent, kind: str) -> None:
+        name: str | None = None
+        if kind == "taskScheduled":
+            name = event.taskScheduled.name
+        elif kind == "subOrchestrationInstanceCreated":
+            name = event.subOrchestrationInstanceCreated.name
+        elif kind == "eventSent":
+            name = event.eventSent.name
+            action = self.context.pending_actions.get(event.eventId)
+            target = event.eventSent.instanceId
+            if action is not None and action.HasField("sendEvent") and action.sendEvent.instance.instanceId != target:
+                raise NonDeterminismError(
+                    f"action id {event.eventId}: history sent an event to {target!r} but the code "
+                    f"sends it to {action.sendEvent.instance.instanceId!r} on replay"
+                )
+        self.context.confirm(event, kind, name)
+
+    # ------------------------------------------------------------ starting and driving steps
+
+    def _start(self, started: pb.ExecutionStartedEvent) -> None:
+        cls = self.orchestrations.get(started.name)
+        if cls is None:
+            known = ", ".join(sorted(self.orchestrations)) or "none"
+            error = OrchestrationNotRegisteredError(
+                f"orchestration {started.name!r} is not registered on this worker "
+                f"(registered: {known}); pass its class to Worker(orchestrations=[...])"
+            )
+            self._fail(error)
+            return
+        context = self.context
+        context.name = started.name
+        context.version = started.version.value if started.HasField("version") else None
+        if started.HasField("parentInstance"):
+            context.parent_instance_id = started.parentInstance.orchestrationInstance.instanceId
+        self.machine = cls.__durable_machine__
+        orchestration = cls()
+        orchestration._durable_context = context
+        self.orchestration = orchestration
+        text = started.input.value if started.HasField("input") else None
+        try:
+            step, value = self._decode_start(self.machine, text)
+        except PayloadError as exc:
+            self._fail(exc)
+            return
+        self._enter_step(step, value)
+
+    def _decode_start(self, machine: StateMachine, text: str | None) -> tuple[str, Any]:
+        if not machine.is_single_step and text:
+            try:
+                plain = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise PayloadError(f"orchestration input is not valid JSON: {exc}") from exc
+            if isinstance(plain, dict) and set(plain) == {STEP_ENVELOPE_KEY, "value"}:
+                step = machine.step(str(plain[STEP_ENVELOPE_KEY]))
+                return step.name, _json.from_plain(plain["value"], step.param_type)
+        start = machine.steps[machine.start]
+        return start.name, _json.decode(text, start.param_type)
+
+    def _enter_step(self, name: str, value: Any) -> None:
+        assert self.machine is not None and self.orchestration is not None
+        self.step_name = name
+        spec = self.machine.steps[name]
+        try:
+            self.coroutine = spec.function(self.orchestration, value)
+        except Exception as exc:  # noqa: BLE001 - any failure of user code fails the instance
+            self._fail(exc)
+            return
+        self._drive()
+
+    def _drive(self) -> None:
+        """Run the current step until it awaits an unfinished task, returns or fails."""
+        throw: BaseException | None = None
+        while self.completion is None and self.coroutine is not None:
+            coroutine = self.coroutine
+            try:
+                yielded = coroutine.throw(throw) if throw is not None else coroutine.send(None)
+            except StopIteration as stop:
+                self.coroutine = None
+                self._step_returned(stop.value)
+                return
+            except ContinueAsNewSignal as signal:
+                self.coroutine = None
+                self._continue_as_new(signal.args[0])
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure of user code fails the instance
+                self.coroutine = None
+                self._fail(exc)
+                return
+            throw = None
+            if not isinstance(yielded, Task):
+                throw = TypeError(
+                    f"step {self.step_name!r} awaited {_describe_awaited(coroutine, yielded)}, "
+                    "which is not a durable task. "
+                    "A step may only await tasks from call_activity, call_sub_orchestration, "
+                    "create_timer, wait_for_event, when_all and when_any, because everything "
+                    "else would run again differently on replay; do I/O or asyncio work in an activity"
+                )
+                continue
+            if yielded.done:
+                continue
+            self.awaiting = yielded
+            yielded._add_callback(self._on_awaited_done)
+            return
+
+    def _on_awaited_done(self, task: Task[Any]) -> None:
+        if task is self.awaiting:
+            self.awaiting = None
+            self._drive()
+
+    def _step_returned(self, value: Any) -> None:
+        if isinstance(value, Goto):
+            if value.continue_as_new:
+                self._continue_as_new(value)
+            else:
+                self._enter_step(value.step, value.value)
+            return
+        assert self.machine is not None
+        try:
+            result = _json.encode(value, self.machine.output_type)
+        except PayloadError as exc:
+            self._fail(exc)
+            return
+        self._finish(pb.ORCHESTRATION_STATUS_COMPLETED, result=result)
+
+    def _continue_as_new(self, goto: Goto) -> None:
+        assert self.machine is not None
+        step = self.machine.step(goto.step)
+        try:
+            if step.name == self.machine.start:
+                new_input = _json.encode(goto.value, step.param_type)
+            else:
+                envelope = {STEP_ENVELOPE_KEY: step.name, "value": _json.to_plain(goto.value, step.param_type)}
+                new_input = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+        except PayloadError as exc:
+            self._fail(exc)
+            return
+        self._finish(pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW, result=new_input)
+        self.continue_keeps_events = goto.keep_events
+
+    def _fail(self, exc: BaseException) -> None:
+        details = FailureDetails.from_exception(exc)
+        if isinstance(exc, NonDeterminismError):
+            details = attrs.evolve(details, error_type=qualified_name(NonDeterminismError))
+        if not self.context.is_replaying:
+            logger.info("instance %s failed: %s", self.context.instance_id, details)
+        self._finish(pb.ORCHESTRATION_STATUS_FAILED, failure=details)
+
+    def _finish(
+        self, status: int, *, result: str | None = None, failure: FailureDetails | None = None
+    ) -> pb.CompleteOrchestrationAction:
+        if self.coroutine is not None:
+            coroutine, self.coroutine = self.coroutine, None
+            coroutine.close()
+        action = self.context.new_action()
+        complete = action.completeOrchestration
+        complete.orchestrationStatus = status  # type: ignore[assignment]
+        if result is not None:
+            complete.result.value = result
+        if failure is not None:
+            complete.failureDetails.CopyFrom(failure.to_proto())
+        self.completion = complete
+        return complete
+
+    # ------------------------------------------------------------ results
+
+    def result(self) -> ReplayResult:
+        """Collect the unconfirmed actions (completion last), custom status and current step."""
+        actions = list(self.context.pending_actions.values())
+        completion = self.completion
+        if completion is not None and self.continue_keeps_events:
+            del completion.carryoverEvents[:]
+            completion.carryoverEvents.extend(self.context.carryover_events())
+        return ReplayResult(
+            actions=actions,
+            custom_status=self.context.custom_status,
+            completion=self.completion,
+            current_step=self.step_name,
+        )
+
+
+def _describe_awaited(coroutine: Coroutine[Any, Any, Any], yielded: object) -> str:
+    # `cr_await` is the iterator the coroutine is suspended in; for an object
+    # with an `__await__` generator method, its frame holds the object itself.
+    awaited = getattr(coroutine, "cr_await", None)
+    frame = getattr(awaited, "gi_frame", None)
+    if frame is not None and "self" in frame.f_locals:
+        return repr(frame.f_locals["self"])
+    if awaited is not None:
+        return repr(awaited)
+    return repr(yielded)
+
+
+def replay(
+    orchestrations: Mapping[str, type[Orchestration[Any, Any]]],
+    instance_id: str,
+    past_events: Sequence[pb.HistoryEvent],
+    new_events: Sequence[pb.HistoryEvent],
+    *,
+    max_timer_interval: timedelta | None = None,
+) -> ReplayResult:
+    """Replay `past_events`, apply `new_events` and return what the orchestration did.
+
+    Pure: it reads nothing but its arguments. Failures of user code, unknown
+    orchestration names and non-determinism become a FAILED completion action;
+    nothing raises for them.
+    """
+    run = Replay(orchestrations, instance_id, max_timer_interval=max_timer_interval)
+    run.feed(past_events, replaying=True)
+    run.feed(new_events, replaying=False)
+    return run.result()
+
+
+def run_work_item(
+    orchestrations: Mapping[str, type[Orchestration[Any, Any]]],
+    request: pb.OrchestratorRequest,
+    *,
+    max_timer_interval: timedelta | None = None,
+) -> pb.OrchestratorResponse:
+    """Run one orchestrator work item; the caller adds the completion token."""
+    result = replay(
+        orchestrations,
+        request.instanceId,
+        request.pastEvents,
+        request.newEvents,
+        max_timer_interval=max_timer_interval,
+    )
+    return result.to_response(request.instanceId)
+
+
+def current_step(
+    orchestration: type[Orchestration[Any, Any]],
+    instance_id: str,
+    history: Sequence[pb.HistoryEvent],
+) -> str | None:
+    """Replay a history without side effects and return the step the instance is in (or ended in)."""
+    machine = orchestration.__durable_machine__
+    run = Replay({machine.name: orchestration}, instance_id)
+    run.feed(history, replaying=True)
+    return run.step_name
