@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta, timezone
 from typing import Any, Coroutine
@@ -49,7 +51,15 @@ from durable.errors import (
     qualified_name,
 )
 
-__all__ = ["Replay", "ReplayResult", "replay", "run_work_item", "current_step", "STEP_ENVELOPE_KEY"]
+__all__ = [
+    "Replay",
+    "ReplayCache",
+    "ReplayResult",
+    "replay",
+    "run_work_item",
+    "current_step",
+    "STEP_ENVELOPE_KEY",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -389,16 +399,147 @@ def run_work_item(
     request: pb.OrchestratorRequest,
     *,
     max_timer_interval: timedelta | None = None,
+    cache: ReplayCache | None = None,
 ) -> pb.OrchestratorResponse:
-    """Run one orchestrator work item; the caller adds the completion token."""
-    result = replay(
-        orchestrations,
-        request.instanceId,
-        request.pastEvents,
-        request.newEvents,
-        max_timer_interval=max_timer_interval,
-    )
+    """Run one orchestrator work item; the caller adds the completion token.
+
+    With a `cache`, an instance that is still alive from its previous work item
+    is fed only the events it has not seen; see `ReplayCache`.
+    """
+    if cache is not None:
+        result = cache.run(orchestrations, request, max_timer_interval)
+    else:
+        result = replay(
+            orchestrations,
+            request.instanceId,
+            request.pastEvents,
+            request.newEvents,
+            max_timer_interval=max_timer_interval,
+        )
     return result.to_response(request.instanceId)
+
+
+class ReplayCache:
+    """Keeps running orchestrations between work items so history is not replayed every time.
+
+    Every official SDK replays the whole history on each work item, so an
+    orchestration with n steps costs O(n^2) in total. The cache keeps the live
+    `Replay` of an instance after its work item. The next work item for that
+    instance is applied incrementally only if its `pastEvents` start with
+    exactly the events the cached replay has seen (checked on the first and the
+    last of them); the events after that prefix, which are the confirmations
+    the sidecar wrote for the previous run's actions, are fed as replayed
+    events and then the new events as usual. Any mismatch, an eviction, a
+    worker restart or a finished instance falls back to a full replay, so the
+    results are the same with the cache on or off.
+
+    The cache is bounded by instance count and by the total serialized size of
+    the history it holds, evicting the least recently used instance first.
+    """
+
+    def __init__(self, max_instances: int = 5000, max_bytes: int = 256 * 1024 * 1024) -> None:
+        if max_instances < 1:
+            raise ValueError(f"max_instances must be at least 1, got {max_instances}")
+        self.max_instances = max_instances
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, _CacheEntry] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def run(
+        self,
+        orchestrations: Mapping[str, type[Orchestration[Any, Any]]],
+        request: pb.OrchestratorRequest,
+        max_timer_interval: timedelta | None,
+    ) -> ReplayResult:
+        """Run a work item, incrementally when the cached instance matches its history."""
+        instance_id = request.instanceId
+        past = request.pastEvents
+        with self._lock:
+            entry = self._entries.pop(instance_id, None)
+            if entry is not None:
+                self._bytes -= entry.size
+        run: Replay | None = None
+        if entry is not None and entry.matches(past):
+            run = entry.replay
+            run.feed(past[entry.seen :], replaying=True)
+            self.hits += 1
+        else:
+            if entry is not None:
+                entry.close()
+            run = Replay(orchestrations, instance_id, max_timer_interval=max_timer_interval)
+            run.feed(past, replaying=True)
+            self.misses += 1
+        run.feed(request.newEvents, replaying=False)
+        result = run.result()
+        if result.completion is None:
+            size = (entry.size if entry is not None and entry.replay is run else sum(e.ByteSize() for e in past))
+            size += sum(e.ByteSize() for e in request.newEvents)
+            self._store(instance_id, _CacheEntry(run, past, request.newEvents, size))
+        return result
+
+    def evict(self, instance_id: str) -> None:
+        """Forget one instance (the next work item replays it in full)."""
+        with self._lock:
+            entry = self._entries.pop(instance_id, None)
+            if entry is not None:
+                self._bytes -= entry.size
+        if entry is not None:
+            entry.close()
+
+    def clear(self) -> None:
+        """Forget every instance."""
+        with self._lock:
+            entries = list(self._entries.values())
+            self._entries.clear()
+            self._bytes = 0
+        for entry in entries:
+            entry.close()
+
+    def _store(self, instance_id: str, entry: _CacheEntry) -> None:
+        evicted: list[_CacheEntry] = []
+        with self._lock:
+            self._entries[instance_id] = entry
+            self._bytes += entry.size
+            while self._entries and (len(self._entries) > self.max_instances or self._bytes > self.max_bytes):
+                _, old = self._entries.popitem(last=False)
+                self._bytes -= old.size
+                evicted.append(old)
+        for old in evicted:
+            old.close()
+
+
+class _CacheEntry:
+    __slots__ = ("replay", "seen", "first", "last", "size")
+
+    def __init__(
+        self,
+        replay: Replay,
+        past: Sequence[pb.HistoryEvent],
+        new: Sequence[pb.HistoryEvent],
+        size: int,
+    ) -> None:
+        self.replay = replay
+        self.seen = len(past) + len(new)
+        self.first = past[0] if past else new[0]
+        self.last = new[-1] if new else past[-1]
+        self.size = size
+
+    def matches(self, past: Sequence[pb.HistoryEvent]) -> bool:
+        # NOTE: a redelivered work item (the previous completion was never
+        # applied) has a shorter history and fails this check, as it must.
+        return len(past) >= self.seen and past[0] == self.first and past[self.seen - 1] == self.last
+
+    def close(self) -> None:
+        coroutine = self.replay.coroutine
+        if coroutine is not None:
+            self.replay.coroutine = None
+            coroutine.close()
 
 
 def current_step(

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from durable._proto import orchestrator_service_pb2 as pb
-from durable._runtime import ReplayResult, replay
+from durable._runtime import ReplayCache, ReplayResult, replay
 
 START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -161,7 +161,17 @@ def confirmation(action: pb.OrchestratorAction) -> pb.HistoryEvent | None:
 class Simulation:
     """Plays the sidecar for one instance: history, confirmations and runs."""
 
-    def __init__(self, orchestration: type, input: Any = None, *, raw_input: str | None = None, instance_id: str = "inst", **replay_options: Any) -> None:
+    def __init__(
+        self,
+        orchestration: type,
+        input: Any = None,
+        *,
+        raw_input: str | None = None,
+        instance_id: str = "inst",
+        cache: ReplayCache | None = None,
+        **replay_options: Any,
+    ) -> None:
+        self.cache = cache
         self.orchestrations = {orchestration.__durable_name__: orchestration}
         self.instance_id = instance_id
         self.history: list[pb.HistoryEvent] = []
@@ -179,7 +189,11 @@ class Simulation:
         """One work item: replay the history plus the inbox, then commit like a sidecar."""
         new_events = [orchestrator_started(self.now), *self.inbox]
         self.inbox = []
-        result = replay(self.orchestrations, self.instance_id, self.history, new_events, **self.replay_options)
+        if self.cache is not None:
+            request = pb.OrchestratorRequest(instanceId=self.instance_id, pastEvents=self.history, newEvents=new_events)
+            result = self.cache.run(self.orchestrations, request, self.replay_options.get("max_timer_interval"))
+        else:
+            result = replay(self.orchestrations, self.instance_id, self.history, new_events, **self.replay_options)
         self.history.extend(new_events)
         for action in result.actions:
             confirm = confirmation(action)
