@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PEER_STAMP := $(PEER_VENV)/.installed
 SIDECAR ?=
 
-.PHONY: install install-peer proto-gen test test-unit test-typing typecheck e2e test-e2e test-interop demo bench clean
+.PHONY: install install-peer proto-gen test test-unit test-typing typecheck test-sidecar e2e test-e2e test-interop demo bench clean
 
 install: $(STAMP)
 
@@ -37,7 +37,11 @@ test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
 typecheck: $(STAMP)
-	$(PY) -m mypy durable
+	$(PY) -m mypy durable tests/typing/accept
+
+# Snippets mypy must accept, and snippets it must reject with given messages.
+test-typing: $(STAMP)
+	$(PY) -m pytest -q tests/typing
 
 # The embedded sidecar's own protocol tests, over real gRPC on 127.0.0.1.
 test-sidecar: $(STAMP)
@@ -58,7 +62,7 @@ else
 	DURABLE_SIDECAR=$(SIDECAR) $(PY) -m pytest -q tests/e2e
 endif
 
-test: test-unit typecheck test-sidecar test-interop test-e2e
+test: test-unit typecheck test-typing test-sidecar test-interop test-e2e
 
 clean:
 	rm -rf $(VENV) $(PEER_VENV) .mypy_cache .pytest_cache

@@ -12,8 +12,8 @@ import attrs
 
 __all__ = ["Activity", "AsyncActivity", "ActivityContext", "activity"]
 
-In = TypeVar("In")
-Out = TypeVar("Out")
+In = TypeVar("In", contravariant=True)
+Out = TypeVar("Out", covariant=True)
 
 
 @attrs.frozen

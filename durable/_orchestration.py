@@ -29,8 +29,8 @@ from durable._task import Task
 
 __all__ = ["Orchestration", "OrchestrationMeta", "Goto", "Event", "BoundEvent", "registry"]
 
-In = TypeVar("In")
-Out = TypeVar("Out")
+In = TypeVar("In", contravariant=True)
+Out = TypeVar("Out", covariant=True)
 T = TypeVar("T")
 R = TypeVar("R")
 AIn = TypeVar("AIn")

@@ -9,6 +9,7 @@ here touches asyncio, so breakpoints and debuggers work as in any coroutine.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable
+import typing
 from typing import Any, Generic, TypeVar, overload
 
 from durable.errors import FailureDetails, TaskFailedError
@@ -16,6 +17,7 @@ from durable.errors import FailureDetails, TaskFailedError
 __all__ = ["Task", "CompletableTask", "WhenAllTask", "WhenAnyTask", "when_all", "when_any"]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 T1 = TypeVar("T1")
 T2 = TypeVar("T2")
 T3 = TypeVar("T3")
@@ -25,7 +27,7 @@ T5 = TypeVar("T5")
 _Callback = Callable[["Task[Any]"], None]
 
 
-class Task(Generic[T]):
+class Task(Generic[T_co]):
     """A typed handle on durable work: an activity, timer, event, child or composite.
 
     `await task` gives the result or raises the failure (`TaskFailedError` for
@@ -37,7 +39,7 @@ class Task(Generic[T]):
 
     def __init__(self) -> None:
         self._done = False
-        self._result: T | None = None
+        self._result: Any = None
         self._exception: BaseException | None = None
         self._callbacks: list[_Callback] = []
 
@@ -51,13 +53,13 @@ class Task(Generic[T]):
         """True when the task finished with a failure."""
         return self._done and self._exception is not None
 
-    def result(self) -> T:
+    def result(self) -> T_co:
         """Return the result, raise the failure, or raise RuntimeError if not done yet."""
         if not self._done:
             raise RuntimeError(f"{self!r} has not finished; await it before reading its result")
         if self._exception is not None:
             raise self._exception
-        return self._result  # type: ignore[return-value]
+        return typing.cast(T_co, self._result)
 
     def exception(self) -> BaseException | None:
         """Return the failure of a finished task, or None if it succeeded."""
@@ -65,7 +67,7 @@ class Task(Generic[T]):
             raise RuntimeError(f"{self!r} has not finished; await it before reading its exception")
         return self._exception
 
-    def __await__(self) -> Generator[Task[Any], None, T]:
+    def __await__(self) -> Generator[Task[Any], None, T_co]:
         if not self._done:
             yield self
         return self.result()
@@ -82,7 +84,7 @@ class Task(Generic[T]):
         except ValueError:
             pass
 
-    def _settle(self, result: T | None, exception: BaseException | None) -> None:
+    def _settle(self, result: Any, exception: BaseException | None) -> None:
         if self._done:
             return
         self._done = True
