@@ -177,6 +177,8 @@ class Orchestration(Generic[In, Out], metaclass=OrchestrationMeta):
     compiler rejects those calls when the class is created.
     """
 
+    # Tells the class compiler that these methods are the framework's, not user helpers.
+    __durable_framework__: ClassVar[bool] = True
     __durable_name__: ClassVar[str]
     __durable_version__: ClassVar[str | None]
     __durable_machine__: ClassVar[StateMachine]
