@@ -1,0 +1,1 @@
+"""Launchers and helpers that run sidecars and the official SDK in separate processes."""
