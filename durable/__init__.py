@@ -8,10 +8,15 @@ a `Client` starts and manages instances.
 """
 
 from durable._activity import Activity, ActivityContext, AsyncActivity, activity
+from durable._aio_client import AsyncClient, AsyncOrchestrationHandle
+from durable._client import Client, OrchestrationHandle
 from durable._compiler import allow_nondeterminism, compile_orchestration, step
 from durable._orchestration import BoundEvent, Event, Goto, Orchestration
 from durable._retry import RetryPolicy
+from durable._state import InstanceExistsError, InstanceNotFoundError, OrchestrationState, OrchestrationStatus
 from durable._task import Task, when_all, when_any
+from durable._worker import Worker
+from durable.sidecar import Sidecar
 from durable.errors import (
     ActivityNotRegisteredError,
     FailureDetails,
@@ -28,19 +33,29 @@ __all__ = [
     "ActivityContext",
     "ActivityNotRegisteredError",
     "AsyncActivity",
+    "AsyncClient",
+    "AsyncOrchestrationHandle",
     "BoundEvent",
+    "Client",
     "Event",
     "FailureDetails",
     "Goto",
+    "InstanceExistsError",
+    "InstanceNotFoundError",
     "NonDeterminismError",
     "Orchestration",
     "OrchestrationDefinitionError",
     "OrchestrationFailedError",
+    "OrchestrationHandle",
     "OrchestrationNotRegisteredError",
+    "OrchestrationState",
+    "OrchestrationStatus",
     "PayloadError",
     "RetryPolicy",
+    "Sidecar",
     "Task",
     "TaskFailedError",
+    "Worker",
     "activity",
     "allow_nondeterminism",
     "compile_orchestration",
