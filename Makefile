@@ -37,7 +37,7 @@ test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
 typecheck: $(STAMP)
-	$(PY) -m mypy durable tests/typing/accept
+	$(PY) -m mypy durable examples tests/typing/accept
 
 # Snippets mypy must accept, and snippets it must reject with given messages.
 test-typing: $(STAMP)
