@@ -64,5 +64,9 @@ endif
 
 test: test-unit typecheck test-typing test-sidecar test-interop test-e2e
 
+# A real orchestration on the embedded sidecar, printed step by step.
+demo: $(STAMP)
+	$(PY) -m examples.demo
+
 clean:
 	rm -rf $(VENV) $(PEER_VENV) .mypy_cache .pytest_cache

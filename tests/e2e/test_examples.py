@@ -2,8 +2,30 @@
 
 from __future__ import annotations
 
-from examples import chaining, fan_out_fan_in, human_interaction, lifecycle, monitor, sub_orchestrations
+import subprocess
+import sys
+from pathlib import Path
+
+from examples import chaining, fan_out_fan_in, human_interaction, lifecycle, monitor, order, sub_orchestrations
 from tests.e2e.conftest import SidecarUnderTest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_order(sidecar: SidecarUnderTest) -> None:
+    assert order.main(sidecar.address) == order.Receipt("a-17", 22.8, "TRACK-A-17")
+
+
+def test_demo_prints_input_steps_and_result() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "examples.demo"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    labels = [line.split()[0] for line in completed.stdout.splitlines() if line.strip()]
+    assert labels == ["sidecar", "worker", "input", "step", "step", "step", "result"]
+    steps = [line.split()[1] for line in completed.stdout.splitlines() if line.startswith("step")]
+    assert steps == ["reserve_stock", "charge_card", "ship_order"]
+    assert "TRACK-A-17" in completed.stdout
 
 
 def test_chaining(sidecar: SidecarUnderTest) -> None:
