@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -117,6 +118,7 @@ class Worker:
         filter_work_items: bool = True,
         idle_timeout: float = _DEFAULT_IDLE_TIMEOUT,
         replay_cache: bool = True,
+        max_timer_interval: timedelta | None = None,
     ) -> None:
         """Configure the worker; nothing connects until `start()`.
 
@@ -127,7 +129,9 @@ class Worker:
         received work items and sent results. With `replay_cache` the worker
         keeps running orchestrations in memory between work items and applies
         only the new events when the sidecar's history matches what it has
-        seen, falling back to a full replay otherwise.
+        seen, falling back to a full replay otherwise. `max_timer_interval`
+        splits longer durable timers into a chain of shorter ones, for
+        sidecars or hosted backends that limit how far ahead a timer may be.
         """
         self._orchestrations = _orchestrations_by_name(orchestrations)
         self._activities = _activities_by_name(activities)
@@ -151,6 +155,9 @@ class Worker:
         self._idle_timeout = idle_timeout
         self._runner = ActivityRunner(self._activities)
         self._replay_cache = ReplayCache() if replay_cache else None
+        if max_timer_interval is not None and max_timer_interval <= timedelta(0):
+            raise ValueError(f"max_timer_interval must be positive, got {max_timer_interval}")
+        self._max_timer_interval = max_timer_interval
 
         self._lifecycle = threading.Lock()
         self._started = False
@@ -479,7 +486,9 @@ class Worker:
                 )
             if request.requiresHistoryStreaming:
                 request = self._with_streamed_history(request)
-            response = run_work_item(self._orchestrations, request, cache=self._replay_cache)
+            response = run_work_item(
+                self._orchestrations, request, cache=self._replay_cache, max_timer_interval=self._max_timer_interval
+            )
             response.completionToken = job.token
         except BaseException:  # noqa: BLE001 - a runtime bug must not lose the work item
             logger.exception("the replay runtime failed on %s; abandoning it", job.describe())

@@ -7,12 +7,15 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import grpc
 import pytest
 
 import durable
+from durable._proto import orchestrator_service_pb2 as pb
+from durable._proto import orchestrator_service_pb2_grpc as pb_grpc
 from durable.errors import OrchestrationFailedError, TaskFailedError
 
-from .conftest import WorkerFactory
+from .conftest import SidecarUnderTest, WorkerFactory
 
 # ------------------------------------------------------------------ activities
 
@@ -252,3 +255,19 @@ def test_failed_orchestration_state_has_details(worker: durable.Worker, client: 
     assert state.failure_details is not None
     assert state.failure_details.error_type == "builtins.ValueError"
     assert state.failure_details.message == "bad child 3"
+
+
+
+def test_long_timer_is_split_by_worker_option(
+    make_worker: WorkerFactory, client: durable.Client, sidecar: SidecarUnderTest
+) -> None:
+    make_worker(orchestrations=[E2ETimer], max_timer_interval=timedelta(milliseconds=200))
+    handle = client.start(E2ETimer, 0.7)
+
+    assert handle.result(timeout=30) >= 0.7
+    with grpc.insecure_channel(sidecar.address) as channel:
+        stub = pb_grpc.TaskHubSidecarServiceStub(channel)
+        request = pb.StreamInstanceHistoryRequest(instanceId=handle.instance_id)
+        events = [event for chunk in stub.StreamInstanceHistory(request, timeout=10) for event in chunk.events]
+    # 0.7 s in chunks of at most 0.2 s: 0.2 + 0.2 + 0.2 + 0.1.
+    assert sum(1 for event in events if event.HasField("timerCreated")) == 4
