@@ -131,8 +131,40 @@ def _run_sidecar(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_graph_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "graph",
+        help="print an orchestration class's state machine as a Mermaid diagram",
+        description=(
+            "Import MODULE, compile its orchestration class and print the state machine (steps, "
+            "transitions, and the activities, events and timers each step waits on) as a Mermaid "
+            "state diagram. The current folder is on the import path."
+        ),
+    )
+    parser.add_argument("target", metavar="MODULE:Class", help="for example examples.order:ProcessOrder")
+    parser.set_defaults(handler=_run_graph)
+
+
+def _run_graph(args: argparse.Namespace) -> int:
+    from durable._graph import load_machine, to_mermaid
+    from durable.errors import OrchestrationDefinitionError
+
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        machine = load_machine(args.target)
+    except (ValueError, ImportError, OrchestrationDefinitionError) as error:
+        print(f"durable graph: {error}", file=sys.stderr)
+        return 1
+    sys.stdout.write(to_mermaid(machine))
+    return 0
+
+
 # Each entry adds one subcommand to the parser.
-COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [_add_sidecar_command]
+COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _add_sidecar_command,
+    _add_graph_command,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
