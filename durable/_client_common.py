@@ -173,7 +173,11 @@ def raise_rpc_error(error: grpc.RpcError, instance_id: str | None, action: str, 
             "raise max_message_bytes on the client, the worker and the sidecar"
         ) from error
     if code is grpc.StatusCode.UNAVAILABLE:
-        raise ConnectionError(f"cannot {action}: the sidecar at {target} is unavailable ({details})") from error
+        raise ConnectionError(
+            f"cannot {action}: the sidecar at {target} is unavailable ({details}). "
+            f"Is a sidecar running there? Start durable's with `durable sidecar --port PORT`, "
+            "or pass the address of your Dapr or Durable Task sidecar"
+        ) from error
     if code is grpc.StatusCode.FAILED_PRECONDITION:
         raise ValueError(f"cannot {action} for {subject}: {details}") from error
     raise error
@@ -190,7 +194,15 @@ def is_wait_expired(error: grpc.RpcError) -> bool:
 def timeout_error(instance_id: str, verb: str, timeout: float, status: OrchestrationStatus | None) -> TimeoutError:
     """Build the TimeoutError of a wait that ran out, naming the instance and the time waited."""
     last = f" (status {status.name})" if status is not None else ""
-    return TimeoutError(f"orchestration instance {instance_id!r} did not {verb} within {timeout:g} s{last}")
+    hint = ""
+    if status is OrchestrationStatus.PENDING:
+        # NOTE: with work-item filters a sidecar holds an instance whose name no
+        # connected worker hosts, so a missing registration shows up as PENDING.
+        hint = (
+            "; no worker has started it yet: is a worker connected to this sidecar, and does it "
+            "host the orchestration (Worker(orchestrations=[...]))?"
+        )
+    return TimeoutError(f"orchestration instance {instance_id!r} did not {verb} within {timeout:g} s{last}{hint}")
 
 
 def lookup_class(name: str, version: str | None) -> type[Orchestration[Any, Any]] | None:

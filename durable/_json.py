@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 import cattrs
 from cattrs.preconf.json import make_converter
 
+from durable._task import Task
 from durable.errors import PayloadError
 
 __all__ = ["encode", "decode", "converter"]
@@ -31,6 +32,11 @@ def encode(value: object, declared: Any = None) -> str | None:
     """Encode `value` as JSON text, or return None for `None` (an absent payload)."""
     if value is None:
         return None
+    if isinstance(value, Task):
+        raise PayloadError(
+            f"{value!r} is a durable task, not its result: did you forget `await`? "
+            "Write `await self.call_activity(...)` to get the value"
+        )
     try:
         if declared in _UNTYPED:
             plain = converter.unstructure(value)

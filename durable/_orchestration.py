@@ -182,8 +182,19 @@ class Orchestration(Generic[In, Out], metaclass=OrchestrationMeta):
     __durable_name__: ClassVar[str]
     __durable_version__: ClassVar[str | None]
     __durable_machine__: ClassVar[StateMachine]
-
     _durable_context: RunContext
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes that do not exist, such as the run
+        # context of an orchestration object that no worker is running.
+        if name == "_durable_context":
+            raise RuntimeError(
+                f"{type(self).__name__} is not running inside a worker: orchestration methods such as "
+                "call_activity, create_timer and wait_for_event work only in a step that a "
+                "durable.Worker runs. Start the orchestration with durable.Client.start(); to test an "
+                "activity, call the activity function itself"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __init_subclass__(cls, *, name: str | None = None, version: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -365,7 +365,12 @@ class Worker:
             hello.result()
         except (grpc.RpcError, grpc.FutureCancelledError) as exc:
             if not self._stopping.is_set():
-                logger.warning("could not reach the sidecar at %s: %s", self._settings.target, describe_error(exc))
+                logger.warning(
+                    "could not reach the sidecar at %s: %s; is one running there? "
+                    "Start durable's with `durable sidecar --port PORT`",
+                    self._settings.target,
+                    describe_error(exc),
+                )
             return False
 
         call = self._stub.GetWorkItems(self._work_items_request(), metadata=self._metadata)
