@@ -42,6 +42,16 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}: it must be 0 or more")
+    return value
+
+
 def _add_sidecar_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from durable.sidecar._server import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -84,6 +94,13 @@ def _add_sidecar_command(commands: argparse._SubParsersAction[argparse.ArgumentP
         help="send a health ping on a worker stream idle for this long (default: %(default)s)",
     )
     parser.add_argument(
+        "--coalesce-window", type=_non_negative_seconds, default=0.01, metavar="SECONDS",
+        help=(
+            "how long an orchestration with several activities still running waits for more results "
+            "before its next work item; 0 sends each result at once (default: %(default)s)"
+        ),
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="minimum level of log messages written to standard error (default: %(default)s)",
     )
@@ -106,6 +123,7 @@ def _run_sidecar(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         lease_timeout=args.lease_timeout,
         health_ping_interval=args.health_ping_interval,
+        coalesce_window=args.coalesce_window,
     )
     stop = threading.Event()
 

@@ -80,8 +80,11 @@ _STALE_TOKEN_HINT = (
 class Dispatcher:
     """Hands work items to worker streams and keeps leases, timers and waiters."""
 
-    def __init__(self, store: Store, *, lease_timeout: float, health_ping_interval: float) -> None:
+    def __init__(
+        self, store: Store, *, lease_timeout: float, health_ping_interval: float, coalesce_window: float = 0.0
+    ) -> None:
         self.store = store
+        self.coalesce_us = int(coalesce_window * 1_000_000)
         self.lock = threading.RLock()
         self.lease_timeout = lease_timeout
         self.health_ping_interval = health_ping_interval
@@ -208,8 +211,18 @@ class Dispatcher:
         if info is None or info[0] != ev.RUNNING:
             self.reschedule(instance_id)
             return
-        if visible_at > ev.now_us():
+        now = ev.now_us()
+        if visible_at > now:
             self._add_timer(instance_id, visible_at)
+            return
+        # NOTE: while other activities of the instance are still out, more results
+        # are about to arrive. Holding the instance back for a moment lets one work
+        # item carry many of them, where dispatching at once would send the whole
+        # history again for each result of a large fan-out. The activity whose
+        # result this is still counts here, so a lone activity (a chain, the last
+        # result of a fan-in) is dispatched at once.
+        if self.coalesce_us and len(self._activities_by_instance.get(instance_id, ())) > 1:
+            self._add_timer(instance_id, now + self.coalesce_us)
             return
         self._ready.append(instance_id)
         self._ready_meta[instance_id] = (info[1], info[2])

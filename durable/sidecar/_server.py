@@ -64,6 +64,7 @@ class Sidecar:
         lease_timeout: float = 300.0,
         health_ping_interval: float = 30.0,
         max_workers: int = 128,
+        coalesce_window: float = 0.01,
     ) -> None:
         """Configure the sidecar; nothing is opened or bound until `start()`.
 
@@ -73,6 +74,9 @@ class Sidecar:
         abandons within `lease_timeout` seconds is redelivered. Idle worker streams
         get a health ping every `health_ping_interval` seconds. `max_workers` bounds
         the server threads, and each open worker stream or waiting call holds one.
+        `coalesce_window` (seconds) is how long an instance with several activities
+        still out waits for more results before its next work item, so that a
+        fan-in gets many results per work item; 0 dispatches every result at once.
         """
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("tls_cert and tls_key must be given together")
@@ -80,6 +84,9 @@ class Sidecar:
             raise ValueError(f"max_message_bytes must be positive, got {max_message_bytes}")
         if lease_timeout <= 0 or health_ping_interval <= 0:
             raise ValueError("lease_timeout and health_ping_interval must be positive")
+        if coalesce_window < 0:
+            raise ValueError(f"coalesce_window must be 0 or more seconds, got {coalesce_window}")
+        self._coalesce_window = coalesce_window
         self.db = db
         self.host = host
         self._requested_port = port
@@ -113,7 +120,10 @@ class Sidecar:
                 raise RuntimeError("the sidecar is already started")
             store = Store(self.db)
             dispatcher = Dispatcher(
-                store, lease_timeout=self._lease_timeout, health_ping_interval=self._health_ping_interval
+                store,
+                lease_timeout=self._lease_timeout,
+                health_ping_interval=self._health_ping_interval,
+                coalesce_window=self._coalesce_window,
             )
             engine = Engine(store, dispatcher)
             # NOTE: gRPC's own size check answers with a message that does not say how

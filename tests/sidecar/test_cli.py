@@ -22,7 +22,7 @@ def test_help_documents_every_option() -> None:
     assert result.returncode == 0
     for option in [
         "--db", "--host", "--port", "--tls-cert", "--tls-key", "--max-message-size",
-        "--lease-timeout", "--health-ping-interval", "--log-level",
+        "--lease-timeout", "--health-ping-interval", "--coalesce-window", "--log-level",
     ]:
         assert option in result.stdout
     assert "16 MiB" in result.stdout
