@@ -17,7 +17,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	# A path-based editable install: mypy finds the package, and a folder named
+	# durable beside a user's script cannot shadow it.
+	$(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 # The official durabletask SDK lives in its own environment: its generated

@@ -17,7 +17,8 @@ __all__ = ["to_mermaid", "load_machine"]
 
 def to_mermaid(machine: StateMachine) -> str:
     """Render steps, transitions, and the timers, events and activities each step waits on."""
-    lines = ["stateDiagram-v2", f"    %% {machine.name} ({machine.class_name})"]
+    title = machine.name if machine.name == machine.class_name else f"{machine.name} ({machine.class_name})"
+    lines = ["stateDiagram-v2", f"    %% {title}"]
     lines.append(f"    [*] --> {_node(machine.start)}")
     for name, spec in machine.steps.items():
         waits: list[str] = []

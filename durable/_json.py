@@ -11,6 +11,7 @@ as themselves. An absent payload decodes to `None`; falsy values such as 0,
 from __future__ import annotations
 
 import json
+import typing
 from typing import Any, TypeVar, cast
 
 import cattrs
@@ -36,6 +37,11 @@ def encode(value: object, declared: Any = None) -> str | None:
         raise PayloadError(
             f"{value!r} is a durable task, not its result: did you forget `await`? "
             "Write `await self.call_activity(...)` to get the value"
+        )
+    if not _is_instance(value, declared):
+        raise PayloadError(
+            f"expected a value of type {_type_name(declared)} to encode as JSON, "
+            f"got {type(value).__qualname__} {_shorten(repr(value))}"
         )
     try:
         if declared in _UNTYPED:
@@ -107,6 +113,17 @@ def decode_as(text: str | None, declared: type[T]) -> T:
     return cast(T, decode(text, declared))
 
 
+def _is_instance(value: object, declared: Any) -> bool:
+    # Only plain classes are checked; generic aliases, unions and the like are
+    # left to the converter. An int is accepted where a float is declared, as in
+    # Python's own typing rules.
+    if declared in _UNTYPED or typing.get_origin(declared) is not None or not isinstance(declared, type):
+        return True
+    if declared is float and isinstance(value, int) and not isinstance(value, bool):
+        return True
+    return isinstance(value, declared)
+
+
 def _accepts_none(declared: Any) -> bool:
     if declared is type(None):
         return True
@@ -121,4 +138,8 @@ def _type_name(declared: Any) -> str:
 
 
 def _preview(text: str, limit: int = 80) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
+    return repr(_shorten(text, limit))
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

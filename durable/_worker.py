@@ -155,6 +155,7 @@ class Worker:
         self._idle_timeout = idle_timeout
         self._runner = ActivityRunner(self._activities)
         self._replay_cache = ReplayCache() if replay_cache else None
+        self._warned_activities: set[str] = set()
         if max_timer_interval is not None and max_timer_interval <= timedelta(0):
             raise ValueError(f"max_timer_interval must be positive, got {max_timer_interval}")
         self._max_timer_interval = max_timer_interval
@@ -495,11 +496,32 @@ class Worker:
                 self._orchestrations, request, cache=self._replay_cache, max_timer_interval=self._max_timer_interval
             )
             response.completionToken = job.token
+            self._warn_unhosted_activities(request.instanceId, response)
         except BaseException:  # noqa: BLE001 - a runtime bug must not lose the work item
             logger.exception("the replay runtime failed on %s; abandoning it", job.describe())
             self._abandon(job, "the replay runtime raised", finish=True)
             return
         self._deliver(job, response)
+
+    def _warn_unhosted_activities(self, instance_id: str, response: pb.OrchestratorResponse) -> None:
+        # With work-item filters, an activity that no connected worker hosts waits
+        # in the sidecar without a sound; say so once per name.
+        for action in response.actions:
+            if not action.HasField("scheduleTask"):
+                continue
+            name = action.scheduleTask.name
+            if name in self._activities or name in self._warned_activities:
+                continue
+            self._warned_activities.add(name)
+            known = ", ".join(sorted(self._activities)) or "none"
+            logger.warning(
+                "instance %s scheduled activity %r, which this worker does not host (it hosts: %s); "
+                "the activity waits until a worker that hosts it connects. Pass it to "
+                "Worker(activities=[...]) if it should run here",
+                instance_id,
+                name,
+                known,
+            )
 
     def _with_streamed_history(self, request: pb.OrchestratorRequest) -> pb.OrchestratorRequest:
         assert self._stub is not None

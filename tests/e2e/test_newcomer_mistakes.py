@@ -94,3 +94,37 @@ def test_forgotten_await_fails_with_hint(make_worker: WorkerFactory, client: dur
     with pytest.raises(OrchestrationFailedError) as caught:
         handle.result(timeout=30)
     assert "did you forget `await`" in str(caught.value)
+
+
+class CallsUnhosted(durable.Orchestration[int, int]):
+    async def run(self, value: int) -> int:
+        return await self.call_activity(double, value)
+
+
+def test_unhosted_activity_is_logged_by_name(
+    make_worker: WorkerFactory, client: durable.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="durable"):
+        make_worker(orchestrations=[CallsUnhosted])
+        handle = client.start(CallsUnhosted, 1)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any("'double'" in r.getMessage() for r in caplog.records):
+            time.sleep(0.05)
+    messages = [r.getMessage() for r in caplog.records if "'double'" in r.getMessage()]
+    assert messages, "the worker logged nothing about the unhosted activity"
+    assert handle.instance_id in messages[0]
+    assert "Worker(activities=[...])" in messages[0]
+    client.terminate(handle.instance_id)
+
+
+def test_event_payload_of_wrong_type_is_rejected(make_worker: WorkerFactory, client: durable.Client) -> None:
+    class Approves(durable.Orchestration[None, bool]):
+        approval: durable.Event[bool] = durable.Event("approval")
+
+        async def run(self, value: None) -> bool:
+            return await self.approval.wait()
+
+    handle = client.start(Approves, None)
+    with pytest.raises(PayloadError, match="expected a value of type bool"):
+        handle.raise_event(Approves.approval, "reject")  # type: ignore[arg-type]
+    client.terminate(handle.instance_id)

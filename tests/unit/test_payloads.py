@@ -102,6 +102,15 @@ def test_invalid_json_is_reported() -> None:
         _json.decode("{oops", dict[str, int])
 
 
+def test_value_of_wrong_class_is_rejected() -> None:
+    with pytest.raises(PayloadError, match="expected a value of type bool to encode as JSON, got str 'reject'"):
+        _json.encode("reject", bool)
+    with pytest.raises(PayloadError, match="expected a value of type Line"):
+        _json.encode({"sku": "a", "qty": 1}, Line)
+    assert _json.encode(3, float) == "3"
+    assert _json.encode(True, int) == "true"
+
+
 def test_unencodable_value_names_type() -> None:
     with pytest.raises(PayloadError, match="object"):
         _json.encode(object())
