@@ -50,10 +50,10 @@ def encode(value: object, declared: Any = None) -> str | None:
             plain = converter.unstructure(value, unstructure_as=declared)
         return json.dumps(plain, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as exc:
-        shown = _type_name(declared) if declared not in _UNTYPED else type(value).__qualname__
+        declared_name = _type_name(declared) if declared not in _UNTYPED else type(value).__qualname__
         raise PayloadError(
             f"cannot encode a value of type {type(value).__qualname__} as JSON "
-            f"(declared type {shown}): {exc}. Use JSON types, attrs classes, dataclasses, "
+            f"(declared type {declared_name}): {exc}. Use JSON types, attrs classes, dataclasses, "
             "enums or datetimes"
         ) from exc
 

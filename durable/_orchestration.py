@@ -222,11 +222,11 @@ class Orchestration(Generic[In, Out], metaclass=OrchestrationMeta):
         return ReplaySafeLogger(_user_logger, self._durable_context)
 
     def now(self) -> datetime:
-        """The orchestration clock: when the current run started, in UTC, the same on every replay."""
+        """Return the orchestration clock: when the current run started, in UTC, the same on every replay."""
         return self._durable_context.now
 
     def new_uuid(self) -> uuid.UUID:
-        """A UUID that is the same on every replay of this point in the orchestration."""
+        """Return a UUID that is the same on every replay of this point in the orchestration."""
         return self._durable_context.new_uuid()
 
     # ------------------------------------------------------------ activities and children
@@ -339,7 +339,7 @@ class Orchestration(Generic[In, Out], metaclass=OrchestrationMeta):
     # ------------------------------------------------------------ timers and events
 
     def create_timer(self, delay_or_time: timedelta | datetime) -> Task[None]:
-        """A durable timer: a `timedelta` from now, or an absolute `datetime` (naive means UTC).
+        """Start a durable timer for a `timedelta` from now, or until a `datetime` (naive means UTC).
 
         Zero and past delays complete on the next run.
         """
@@ -391,7 +391,7 @@ class Orchestration(Generic[In, Out], metaclass=OrchestrationMeta):
         """Move to another step of this class with `value` (return the result from the step).
 
         With `continue_as_new=True` the instance starts a fresh execution at that
-        step, which keeps the history short for long-running loops;
+        step, which keeps the history short for long-running loops.
         `keep_events` carries unconsumed external events into it.
         """
         step_name = getattr(step, "__name__", None)

@@ -26,7 +26,7 @@ class Countdown(durable.Orchestration[int, str]):
 
 
 class Forever(durable.Orchestration[None, None]):
-    """Sleeps on a long timer until somebody terminates it."""
+    """Sleeps on a long timer until a client terminates it."""
 
     async def run(self, value: None) -> None:
         await self.create_timer(timedelta(days=365))
