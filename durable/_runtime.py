@@ -59,9 +59,17 @@ __all__ = [
     "run_work_item",
     "current_step",
     "STEP_ENVELOPE_KEY",
+    "PAST_EVENTS_OFFSET",
 ]
 
 logger = logging.getLogger(__name__)
+
+# The `OrchestratorRequest.properties` key with which durable's sidecar marks
+# `pastEvents` as only the tail of the history, after this many events. It is
+# sent only to workers that advertise WORKER_CAPABILITY_HISTORY_STREAMING, with
+# `requiresHistoryStreaming` set, so a worker without a matching cache fetches
+# the whole history with StreamInstanceHistory.
+PAST_EVENTS_OFFSET = "durable.pastEventsOffset"
 
 # The input of an execution that a `goto(..., continue_as_new=True)` started at a
 # step other than the start step: {"durable.step": "<step>", "value": <value>}.
@@ -480,7 +488,39 @@ class ReplayCache:
         if result.completion is None:
             size = (entry.size if entry is not None and entry.replay is run else sum(e.ByteSize() for e in past))
             size += sum(e.ByteSize() for e in request.newEvents)
-            self._store(instance_id, _CacheEntry(run, past, request.newEvents, size))
+            first = past[0] if past else request.newEvents[0]
+            if entry is not None and entry.replay is run:
+                first = entry.first
+            self._store(instance_id, _CacheEntry(run, len(past) + len(request.newEvents), first, request, size))
+        return result
+
+    def run_tail(
+        self,
+        orchestrations: Mapping[str, type[Orchestration[Any, Any]]],
+        request: pb.OrchestratorRequest,
+        offset: int,
+    ) -> ReplayResult | None:
+        """Run a work item whose `pastEvents` are only the history after its first `offset` events.
+
+        Returns None, changing nothing, unless the cached instance has seen
+        exactly those `offset` events; the caller then fetches the whole history.
+        """
+        instance_id = request.instanceId
+        with self._lock:
+            entry = self._entries.get(instance_id)
+            if entry is None or entry.seen != offset or entry.replay.orchestrations is not orchestrations:
+                return None
+            del self._entries[instance_id]
+            self._bytes -= entry.size
+        run = entry.replay
+        run.feed(request.pastEvents, replaying=True)
+        run.feed(request.newEvents, replaying=False)
+        self.hits += 1
+        result = run.result()
+        if result.completion is None:
+            size = entry.size + sum(e.ByteSize() for e in request.pastEvents) + sum(e.ByteSize() for e in request.newEvents)
+            seen = offset + len(request.pastEvents) + len(request.newEvents)
+            self._store(instance_id, _CacheEntry(run, seen, entry.first, request, size))
         return result
 
     def evict(self, instance_id: str) -> None:
@@ -518,16 +558,12 @@ class _CacheEntry:
     __slots__ = ("replay", "seen", "first", "last", "size")
 
     def __init__(
-        self,
-        replay: Replay,
-        past: Sequence[pb.HistoryEvent],
-        new: Sequence[pb.HistoryEvent],
-        size: int,
+        self, replay: Replay, seen: int, first: pb.HistoryEvent, request: pb.OrchestratorRequest, size: int
     ) -> None:
         self.replay = replay
-        self.seen = len(past) + len(new)
-        self.first = past[0] if past else new[0]
-        self.last = new[-1] if new else past[-1]
+        self.seen = seen
+        self.first = first
+        self.last = request.newEvents[-1] if request.newEvents else request.pastEvents[-1]
         self.size = size
 
     def matches(self, past: Sequence[pb.HistoryEvent]) -> bool:

@@ -43,7 +43,7 @@ from durable._channel import ChannelSettings, open_channel
 from durable._orchestration import Orchestration
 from durable._proto import orchestrator_service_pb2 as pb
 from durable._proto import orchestrator_service_pb2_grpc as pb_grpc
-from durable._runtime import ReplayCache, run_work_item
+from durable._runtime import PAST_EVENTS_OFFSET, ReplayCache, run_work_item
 from durable._worker_activities import ActivityRunner
 from durable._worker_delivery import ABANDON_TIMEOUT, Delivery, Response, describe_error, log_abandon_failure
 from durable._worker_jobs import Gate, Job, JobKind
@@ -403,6 +403,9 @@ class Worker:
             maxConcurrentOrchestrationWorkItems=self._max_orchestrations,
             maxConcurrentActivityWorkItems=self._max_activities,
         )
+        if self._replay_cache is not None:
+            # Lets a sidecar send only the history this worker has not seen yet.
+            request.capabilities.append(pb.WORKER_CAPABILITY_HISTORY_STREAMING)
         if self._filter_work_items:
             filters = request.workItemFilters
             filters.orchestrations.extend(pb.OrchestrationFilter(name=name) for name in sorted(self._orchestrations))
@@ -490,11 +493,13 @@ class Worker:
                     len(request.pastEvents),
                     len(request.newEvents),
                 )
-            if request.requiresHistoryStreaming:
-                request = self._with_streamed_history(request)
-            response = run_work_item(
-                self._orchestrations, request, cache=self._replay_cache, max_timer_interval=self._max_timer_interval
-            )
+            response = self._run_tail(request) if request.requiresHistoryStreaming else None
+            if response is None:
+                if request.requiresHistoryStreaming:
+                    request = self._with_streamed_history(request)
+                response = run_work_item(
+                    self._orchestrations, request, cache=self._replay_cache, max_timer_interval=self._max_timer_interval
+                )
             response.completionToken = job.token
             self._warn_unhosted_activities(request.instanceId, response)
         except BaseException:  # noqa: BLE001 - a runtime bug must not lose the work item
@@ -523,6 +528,15 @@ class Worker:
                 known,
             )
 
+    def _run_tail(self, request: pb.OrchestratorRequest) -> pb.OrchestratorResponse | None:
+        # durable's sidecar sends only the events after those this worker saw in
+        # its last work item for the instance; the replay cache continues from there.
+        offset = request.properties.get(PAST_EVENTS_OFFSET)
+        if offset is None or self._replay_cache is None:
+            return None
+        result = self._replay_cache.run_tail(self._orchestrations, request, int(offset.number_value))
+        return None if result is None else result.to_response(request.instanceId)
+
     def _with_streamed_history(self, request: pb.OrchestratorRequest) -> pb.OrchestratorRequest:
         assert self._stub is not None
         history = pb.StreamInstanceHistoryRequest(instanceId=request.instanceId, forWorkItemProcessing=True)
@@ -531,6 +545,10 @@ class Worker:
         complete = pb.OrchestratorRequest()
         complete.CopyFrom(request)
         complete.requiresHistoryStreaming = False
+        # Any events sent inline are only a tail of what the stream returns.
+        del complete.pastEvents[:]
+        if PAST_EVENTS_OFFSET in complete.properties:
+            del complete.properties[PAST_EVENTS_OFFSET]
         for chunk in self._stub.StreamInstanceHistory(history, timeout=_HISTORY_TIMEOUT, metadata=self._metadata):
             complete.pastEvents.extend(chunk.events)
         return complete

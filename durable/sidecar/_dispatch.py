@@ -56,6 +56,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from durable._proto import orchestrator_service_pb2 as pb
+from durable._runtime import PAST_EVENTS_OFFSET
 
 from . import _events as ev
 from ._errors import InvalidArgument, NotFound
@@ -106,6 +107,10 @@ class Dispatcher:
         self._timers: list[tuple[int, str]] = []
         self._timer_due: dict[str, int] = {}
         self._next_lease_scan = time.monotonic() + lease_timeout / 4
+
+        # Per instance, where the history ended after the last applied completion:
+        # (execution id, next history sequence number, number of events).
+        self._history_delivered: dict[str, tuple[str, int, int]] = {}
 
         self._streams: dict[int, Stream] = {}
         self._stream_ids = itertools.count(1)
@@ -234,6 +239,7 @@ class Dispatcher:
         if lease is not None:
             self._drop_orchestration_lease(lease)
         self._ready_meta.pop(instance_id, None)
+        self._history_delivered.pop(instance_id, None)
         self.drop_queued_activities(instance_id)
 
     def queue_activity(self, entry: ActivityEntry) -> None:
@@ -285,6 +291,7 @@ class Dispatcher:
                 max_activities=request.maxConcurrentActivityWorkItems,
                 orchestration_filter=orchestration_filter,
                 activity_filter=activity_filter,
+                streams_history=pb.WORKER_CAPABILITY_HISTORY_STREAMING in request.capabilities,
             )
             self._streams[stream.stream_id] = stream
         logger.info("Worker stream %d opened by %s", stream.stream_id, peer)
@@ -381,14 +388,48 @@ class Dispatcher:
         # NOTE: the request is assembled from the stored event bytes without parsing
         # them, which keeps dispatch cheap for long histories. The first new event
         # is always the fresh `orchestratorStarted`, which sets the orchestration clock.
+        past, tail_offset, history_count = self._past_events(stream, instance_id, execution_id)
+        new_count = 1 + len(rows)
+        lease.history_end = (
+            execution_id,
+            self.store.next_history_seq(instance_id) + new_count,
+            history_count + new_count,
+        )
         request = (
             ev.field(1, instance_id.encode())
             + ev.string_value(2, execution_id)
-            + ev.repeated(3, self.store.history(instance_id))
+            + ev.repeated(3, past)
             + ev.repeated(4, [started_bytes] + [event for _, _, event in rows])
         )
+        if tail_offset is not None:
+            # Serialized messages concatenate as a merge, so this adds the two fields.
+            marker = pb.OrchestratorRequest(requiresHistoryStreaming=True)
+            marker.properties[PAST_EVENTS_OFFSET].number_value = tail_offset
+            request += marker.SerializeToString()
         logger.debug("Dispatching %d new events of instance %s to stream %d", len(rows), instance_id, stream.stream_id)
         return ev.field(1, request) + ev.field(10, token.encode())
+
+    def _past_events(self, stream: Stream, instance_id: str, execution_id: str) -> tuple[list[bytes], int | None, int]:
+        """Return the past events to send, the offset they start at if only a tail, and the history length.
+
+        A worker that streams history and already saw the history up to the
+        last applied completion gets only the events after it, marked with
+        `requiresHistoryStreaming` and the offset in the `durable.pastEventsOffset`
+        property; a worker whose cache does not match fetches the rest with
+        `StreamInstanceHistory`. Every other worker gets the whole history.
+        """
+        delivered = self._history_delivered.get(instance_id)
+        if stream.streams_history and delivered is not None and delivered[0] == execution_id:
+            _, next_seq, count = delivered
+            tail = self.store.history_from(instance_id, next_seq)
+            return tail, count, count + len(tail)
+        history = self.store.history(instance_id)
+        return history, None, len(history)
+
+    def history_delivered(self, lease: OrchestrationLease) -> None:
+        """Remember where the history ends now that the lease's completion was applied."""
+        if lease.history_end is not None:
+            self._history_delivered[lease.instance_id] = lease.history_end
 
     def _take_activity(self, stream: Stream) -> bytes | None:
         if not self._activity_queue or not stream.wants_activities():

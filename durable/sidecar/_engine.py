@@ -479,6 +479,7 @@ class Engine:
                 raise NotFound(f"orchestration instance {lease.instance_id!r} no longer exists", lease.instance_id)
             effects = self._effects()
             self._commit(effects, lambda: apply_response(self.store, effects, row, lease, response))
+            self.dispatcher.history_delivered(lease)
             self.dispatcher.end_orchestration_lease(lease)
             self.dispatcher.reschedule(lease.instance_id)
 

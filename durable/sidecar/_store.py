@@ -309,6 +309,16 @@ class Store:
         rows = self._db.execute("SELECT event FROM history WHERE instance_id = ? ORDER BY seq", (instance_id,))
         return [row[0] for row in rows]
 
+    def history_from(self, instance_id: str, first_seq: int) -> list[bytes]:
+        rows = self._db.execute(
+            "SELECT event FROM history WHERE instance_id = ? AND seq >= ? ORDER BY seq", (instance_id, first_seq)
+        )
+        return [row[0] for row in rows]
+
+    def next_history_seq(self, instance_id: str) -> int:
+        row = self._db.execute("SELECT next_history_seq FROM instances WHERE instance_id = ?", (instance_id,)).fetchone()
+        return 0 if row is None else int(row[0])
+
     def append_history(self, instance_id: str, first_seq: int, events: Iterable[bytes]) -> int:
         """Append events from sequence number `first_seq` on; return the next free number."""
         rows = [(instance_id, first_seq + i, event) for i, event in enumerate(events)]

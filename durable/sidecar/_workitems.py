@@ -44,6 +44,8 @@ class Stream:
     max_activities: int
     orchestration_filter: WorkItemFilter | None
     activity_filter: WorkItemFilter | None
+    # The worker fetches history itself when asked (WORKER_CAPABILITY_HISTORY_STREAMING).
+    streams_history: bool = False
     orchestration_tokens: set[str] = dataclasses.field(default_factory=set)
     activity_tokens: set[str] = dataclasses.field(default_factory=set)
     closed: bool = False
@@ -70,6 +72,9 @@ class OrchestrationLease:
     events: list[tuple[int, int, bytes]]
     stream: Stream | None
     deadline: float
+    # Where the history will end once this item's completion is applied:
+    # (execution id, next history sequence number, number of events).
+    history_end: tuple[str, int, int] | None = None
 
 
 @dataclasses.dataclass(eq=False)

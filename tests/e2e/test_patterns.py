@@ -271,3 +271,24 @@ def test_long_timer_is_split_by_worker_option(
         events = [event for chunk in stub.StreamInstanceHistory(request, timeout=10) for event in chunk.events]
     # 0.7 s in chunks of at most 0.2 s: 0.2 + 0.2 + 0.2 + 0.1.
     assert sum(1 for event in events if event.HasField("timerCreated")) == 4
+
+
+def test_new_worker_continues_an_instance(make_worker: WorkerFactory, client: durable.Client) -> None:
+    # The second worker has never seen the instance, so it cannot continue from
+    # a cached replay and must read the whole history.
+    first = make_worker(orchestrations=[E2EEvents])
+    handle = client.start(E2EEvents, 2)
+    handle.raise_event("item", 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = handle.state()
+        if state is not None and state.status is durable.OrchestrationStatus.RUNNING:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    first.stop(timeout=10)
+
+    make_worker(orchestrations=[E2EEvents])
+    handle.raise_event("item", 2)
+
+    assert handle.result(timeout=30) == [1, 2]

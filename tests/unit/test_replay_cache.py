@@ -11,7 +11,16 @@ import durable
 from durable._proto import orchestrator_service_pb2 as pb
 from durable._runtime import ReplayCache, ReplayResult
 
-from tests.unit.history import START, Simulation, event_raised, task_completed, task_failed, timer_fired
+from tests.unit.history import (
+    START,
+    Simulation,
+    confirmation,
+    event_raised,
+    orchestrator_started,
+    task_completed,
+    task_failed,
+    timer_fired,
+)
 from tests.unit.test_runtime import Chain, FanOut, Monitor, TenSteps, ThreeEvents, double
 
 calls: list[int] = []
@@ -148,3 +157,49 @@ def test_run_work_item_uses_cache() -> None:
     assert response.instanceId == "x"
     assert response.actions[0].scheduleTask.name == "double"
     assert len(cache) == 1
+
+
+def _tail_run(sim: Simulation, cache: ReplayCache, sent: list[int]) -> ReplayResult:
+    """Run like a sidecar that sends only the history after what the worker last saw."""
+    new_events = [orchestrator_started(sim.now), *sim.inbox]
+    sim.inbox = []
+    offset = sent[0]
+    request = pb.OrchestratorRequest(instanceId=sim.instance_id, pastEvents=sim.history[offset:], newEvents=new_events)
+    result = cache.run_tail(sim.orchestrations, request, offset)
+    assert result is not None, "the cache should continue from the offset"
+    sim.history.extend(new_events)
+    sent[0] = len(sim.history)
+    for action in result.actions:
+        confirm = confirmation(action)
+        if confirm is not None:
+            sim.history.append(confirm)
+    sim.runs.append(result)
+    return result
+
+
+def test_tail_runs_match_full_replays() -> None:
+    plain = _drive(Simulation(Sequential, 25), _complete_activities)
+
+    cache = ReplayCache()
+    sim = Simulation(Sequential, 25, cache=cache)
+    first = sim.run()
+    sent = [len(sim.history) - len([a for a in first.actions if a.HasField("scheduleTask")])]
+    seen = [b"".join(a.SerializeToString(deterministic=True) for a in first.actions)]
+    result = first
+    while result.completion is None:
+        _complete_activities(sim, result)
+        result = _tail_run(sim, cache, sent)
+        seen.append(b"".join(a.SerializeToString(deterministic=True) for a in result.actions))
+    assert seen == plain
+
+
+def test_tail_with_wrong_offset_is_refused() -> None:
+    cache = ReplayCache()
+    sim = Simulation(Chain, 1, cache=cache)
+    sim.run()
+    request = pb.OrchestratorRequest(instanceId="inst", pastEvents=sim.history[1:], newEvents=[])
+    assert cache.run_tail(sim.orchestrations, request, 1) is None
+    # The refused attempt leaves the cached instance in place.
+    assert len(cache) == 1
+    unknown = pb.OrchestratorRequest(instanceId="other", pastEvents=[], newEvents=[])
+    assert cache.run_tail(sim.orchestrations, unknown, 0) is None
