@@ -257,7 +257,8 @@ class Store:
         return None if row is None else _row_to_instance(row)
 
     def insert_instance(self, row: InstanceRow) -> None:
-        values = dataclasses.astuple(row)
+        # A flat tuple: dataclasses.astuple would deep-copy every field.
+        values = tuple(getattr(row, column) for column in _COLUMNS)
         values = tuple(json.dumps(v, sort_keys=True) if k == "tags" else v for k, v in zip(_COLUMNS, values))
         # A row with no tags stores NULL.
         tags_index = _COLUMNS.index("tags")
