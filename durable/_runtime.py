@@ -523,6 +523,11 @@ class ReplayCache:
             self._store(instance_id, _CacheEntry(run, seen, entry.first, request, size))
         return result
 
+    def waiting_tasks(self, instance_id: str) -> int:
+        """Return how many tasks the cached instance waits on (0 if it is not cached)."""
+        entry = self._entries.get(instance_id)
+        return 0 if entry is None else len(entry.replay.context.pending_tasks)
+
     def evict(self, instance_id: str) -> None:
         """Forget one instance (the next work item replays it in full)."""
         with self._lock:

@@ -119,6 +119,7 @@ class Worker:
         idle_timeout: float = _DEFAULT_IDLE_TIMEOUT,
         replay_cache: bool = True,
         max_timer_interval: timedelta | None = None,
+        fan_in_delay: float = 0.25,
     ) -> None:
         """Configure the worker; nothing connects until `start()`.
 
@@ -132,6 +133,11 @@ class Worker:
         seen, falling back to a full replay otherwise. `max_timer_interval`
         splits longer durable timers into a chain of shorter ones, for
         sidecars or hosted backends that limit how far ahead a timer may be.
+        `fan_in_delay` (seconds) bounds how long the worker holds back the
+        completion of a work item that produced no new actions while its
+        orchestration still waits on several tasks. The hold-back grows with the
+        history the sidecar sent, so that a sidecar which sends the whole history
+        in every work item gathers more results into the next one; 0 turns it off.
         """
         self._orchestrations = _orchestrations_by_name(orchestrations)
         self._activities = _activities_by_name(activities)
@@ -159,6 +165,9 @@ class Worker:
         if max_timer_interval is not None and max_timer_interval <= timedelta(0):
             raise ValueError(f"max_timer_interval must be positive, got {max_timer_interval}")
         self._max_timer_interval = max_timer_interval
+        if fan_in_delay < 0:
+            raise ValueError(f"fan_in_delay must be 0 or more seconds, got {fan_in_delay}")
+        self._fan_in_delay = fan_in_delay
 
         self._lifecycle = threading.Lock()
         self._started = False
@@ -506,7 +515,26 @@ class Worker:
             logger.exception("the replay runtime failed on %s; abandoning it", job.describe())
             self._abandon(job, "the replay runtime raised", finish=True)
             return
+        delay = self._hold_back_delay(request, response)
+        if delay > 0 and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.call_later, delay, self._deliver, job, response)
+            return
         self._deliver(job, response)
+
+    def _hold_back_delay(self, request: pb.OrchestratorRequest, response: pb.OrchestratorResponse) -> float:
+        # NOTE: a sidecar dispatches the next work item of an instance only after
+        # this completion, so holding it back lets results pile up in the
+        # instance's inbox. Only a run that changed nothing is held back, for a
+        # time that grows with the history the sidecar sends in every work item
+        # (about what sending it again costs), up to `fan_in_delay` seconds.
+        if (
+            self._fan_in_delay <= 0
+            or response.actions
+            or self._replay_cache is None
+            or self._replay_cache.waiting_tasks(request.instanceId) <= 1
+        ):
+            return 0.0
+        return min(self._fan_in_delay, _HOLD_BACK_PER_EVENT * len(request.pastEvents))
 
     def _warn_unhosted_activities(self, instance_id: str, response: pb.OrchestratorResponse) -> None:
         # With work-item filters, an activity that no connected worker hosts waits
@@ -596,6 +624,10 @@ class Worker:
     def _finish(self, job: Job) -> None:
         gate = self._activity_gate if job.kind is JobKind.ACTIVITY else self._orchestration_gate
         gate.release(job)
+
+
+# Seconds of hold-back per past event in a work item; see `_hold_back_delay`.
+_HOLD_BACK_PER_EVENT = 3e-6
 
 
 def _backoff(attempt: int) -> float:
