@@ -66,6 +66,11 @@ endif
 
 test: test-unit typecheck test-typing test-sidecar test-interop test-e2e
 
+# durable against the official SDK on both sidecars; rewrites BENCHMARKS.md.
+# Takes about 40 minutes on 2 cores; `.venv/bin/python -m bench --quick` is a smoke run.
+bench: $(STAMP) $(PEER_STAMP)
+	$(PY) -m bench
+
 # A real orchestration on the embedded sidecar, printed step by step.
 demo: $(STAMP)
 	$(PY) -m examples.demo

@@ -1,0 +1,69 @@
+"""The benchmark's workloads: sizes, rounds and time budgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One row of the results table.
+
+    `scenario` names the function in `_scenarios.WORKLOADS` that both drivers
+    run. `rounds` overrides the default number of rounds (None keeps it).
+    `budget_s` is how long one run may take before it is reported as not
+    finished.
+    """
+
+    name: str
+    scenario: str
+    title: str
+    params: dict[str, Any]
+    quick_params: dict[str, Any]
+    rounds: int | None = None
+    budget_s: float = 300.0
+    sdks: tuple[str, ...] = ("durable", "official")
+
+
+WORKLOADS: list[Workload] = [
+    Workload("chain", "chain", "200 orchestrations x 3 activities, started together",
+             {"instances": 200, "steps": 3}, {"instances": 20, "steps": 3}),
+    Workload("fan_out_1k", "fan_out", "fan-out/fan-in of 1,000 activities",
+             {"count": 1000}, {"count": 100}),
+    Workload("fan_out_10k", "fan_out", "fan-out/fan-in of 10,000 activities",
+             {"count": 10000}, {"count": 1000}, rounds=3, budget_s=400.0),
+    Workload("sequential_500", "sequential", "500 sequential activities in one orchestration",
+             {"steps": 500}, {"steps": 50}),
+    Workload("sequential_2000", "sequential", "2,000 sequential activities in one orchestration",
+             {"steps": 2000}, {"steps": 200}, rounds=2, budget_s=300.0),
+    Workload("timers", "timers", "100 orchestrations on a 1 s timer",
+             {"instances": 100}, {"instances": 10}),
+    Workload("events", "events", "100 orchestrations, each event raised right after start",
+             {"instances": 100}, {"instances": 10}),
+    Workload("idle_1k", "idle", "1,000 instances idle on an event, then finished",
+             {"instances": 1000}, {"instances": 50}),
+]
+
+# Sequential-activity sizes for the cost-per-step table. The official SDK
+# stops at 1,000 steps here because it replays the whole history on every
+# step. The 2,000-step row of the main table covers it at that size.
+SCALING_STEPS = (250, 500, 1000, 2000)
+SCALING_OFFICIAL_MAX_STEPS = 1000
+SCALING_ROUNDS = 2
+SCALING_QUICK_STEPS = (25, 50, 100, 200)
+
+SCALING: list[Workload] = [
+    Workload(f"scaling_{steps}", "sequential", f"{steps} sequential activities (cost per step)",
+             {"steps": steps}, {"steps": quick}, rounds=SCALING_ROUNDS, budget_s=300.0,
+             sdks=("durable", "official") if steps <= SCALING_OFFICIAL_MAX_STEPS else ("durable",))
+    for steps, quick in zip(SCALING_STEPS, SCALING_QUICK_STEPS)
+]
+
+ALL_WORKLOADS: dict[str, Workload] = {workload.name: workload for workload in [*WORKLOADS, *SCALING]}
+
+# Filter names for --only that select a group.
+GROUPS: dict[str, list[str]] = {
+    "main": [workload.name for workload in WORKLOADS],
+    "scaling": [workload.name for workload in SCALING],
+}
