@@ -32,24 +32,23 @@ def _message_size(text: str) -> int:
     return size
 
 
-def _positive_seconds(text: str) -> float:
+def _seconds(text: str, *, allow_zero: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}: it must be larger than 0")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = "0 or more" if allow_zero else "larger than 0"
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}: it must be {bound}")
     return value
+
+
+def _positive_seconds(text: str) -> float:
+    return _seconds(text, allow_zero=False)
 
 
 def _non_negative_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}: it must be 0 or more")
-    return value
+    return _seconds(text, allow_zero=True)
 
 
 def _add_sidecar_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
