@@ -67,7 +67,7 @@ endif
 test: test-unit typecheck test-typing test-sidecar test-interop test-e2e
 
 # durable against the official SDK on both sidecars; rewrites BENCHMARKS.md.
-# Takes about 40 minutes on 2 cores; `.venv/bin/python -m bench --quick` is a smoke run.
+# Takes about 30 minutes on 2 cores; `.venv/bin/python -m bench --quick` is a smoke run.
 bench: $(STAMP) $(PEER_STAMP)
 	$(PY) -m bench
 
