@@ -117,6 +117,16 @@ class Engine:
             raise NotFound(f"orchestration instance {instance_id!r} not found", instance_id)
         return row
 
+    def _existing_terminal(self, instance_id: str, action: str) -> InstanceRow:
+        row = self._existing(instance_id)
+        if row.status not in ev.TERMINAL_STATUSES:
+            raise FailedPrecondition(
+                f"orchestration instance {instance_id!r} is {ev.status_name(row.status)}; only completed, "
+                f"failed or terminated instances can be {action}",
+                instance_id,
+            )
+        return row
+
     def _commit(self, effects: ops.Effects, change: Callable[[], None]) -> None:
         # NOTE: the change joins the open group transaction and its effects reach
         # the dispatcher at once, but the RPC returns only after `_await_commit`
@@ -204,13 +214,7 @@ class Engine:
     def restart_instance(self, instance_id: str, new_id: bool) -> str:
         """Run a terminal instance again with its name, input, version and tags; return the id used."""
         with self.lock:
-            row = self._existing(instance_id)
-            if row.status not in ev.TERMINAL_STATUSES:
-                raise FailedPrecondition(
-                    f"orchestration instance {instance_id!r} is {ev.status_name(row.status)}; only completed, "
-                    "failed or terminated instances can be restarted",
-                    instance_id,
-                )
+            row = self._existing_terminal(instance_id, "restarted")
             target = uuid.uuid4().hex if new_id else instance_id
             effects = self._effects()
 
@@ -390,13 +394,7 @@ class Engine:
     def purge_instance(self, instance_id: str, recursive: bool) -> int:
         """Purge one terminal instance (and its descendants if `recursive`); return the count removed."""
         with self.lock:
-            row = self._existing(instance_id)
-            if row.status not in ev.TERMINAL_STATUSES:
-                raise FailedPrecondition(
-                    f"orchestration instance {instance_id!r} is {ev.status_name(row.status)}; only completed, "
-                    "failed or terminated instances can be purged (terminate it first)",
-                    instance_id,
-                )
+            self._existing_terminal(instance_id, "purged (terminate it first)")
             return self._purge([instance_id], recursive)
 
     @_durable
