@@ -20,7 +20,7 @@ STEP_MARKER = "__durable_step__"
 
 @attrs.frozen
 class StepOptions:
-    """What `@step(...)` was given."""
+    """Options given to `@step(...)`."""
 
     start: bool = False
 

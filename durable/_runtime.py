@@ -87,7 +87,7 @@ _COMPLETING = {
 
 @attrs.frozen
 class ReplayResult:
-    """What one run produced."""
+    """The unconfirmed actions, custom status, completion and current step of one run."""
 
     actions: list[pb.OrchestratorAction]
     custom_status: str | None
@@ -371,8 +371,8 @@ class Replay:
 
 
 def _describe_awaited(coroutine: Coroutine[Any, Any, Any], yielded: object) -> str:
-    # `cr_await` is the iterator the coroutine is suspended in; for an object
-    # with an `__await__` generator method, its frame holds the object itself.
+    # `cr_await` is the iterator the coroutine is suspended in. For an object
+    # with an `__await__` generator method, that frame's `self` is the object.
     awaited = getattr(coroutine, "cr_await", None)
     frame = getattr(awaited, "gi_frame", None)
     if frame is not None and "self" in frame.f_locals:

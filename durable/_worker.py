@@ -538,7 +538,7 @@ class Worker:
 
     def _warn_unhosted_activities(self, instance_id: str, response: pb.OrchestratorResponse) -> None:
         # With work-item filters, an activity that no connected worker hosts waits
-        # in the sidecar without a sound; say so once per name.
+        # in the sidecar and nothing else reports it, so log it once per name.
         for action in response.actions:
             if not action.HasField("scheduleTask"):
                 continue

@@ -1,6 +1,6 @@
 """Human interaction: wait for a typed approval event, raced against a durable timer.
 
-If nobody answers in time, the orchestration moves to an escalation step that
+If no approval arrives in time, the orchestration moves to an escalation step that
 waits for a manager instead. Run alone against a running sidecar:
 
     python -m examples.human_interaction --address 127.0.0.1:4001
@@ -61,8 +61,8 @@ def main(address: str) -> tuple[Approval, Approval]:
         quick = client.start(Expense, Claim("ana", 120, approval_seconds=30))
         quick.raise_event(Expense.approval, Approval(True, "lead"))
 
-        # The manager's answer arrives early: it waits in the instance's buffer
-        # until the escalation step asks for it.
+        # The manager's approval arrives early: it waits in the instance's buffer
+        # until the escalation step waits for it.
         slow = client.start(Expense, Claim("bo", 900, approval_seconds=1))
         slow.raise_event(Expense.manager_approval, Approval(False, "manager"))
         return quick.result(timeout=60), slow.result(timeout=60)

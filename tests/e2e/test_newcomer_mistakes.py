@@ -1,4 +1,4 @@
-"""The mistakes a newcomer is likely to make each get a message that says what to do."""
+"""Each mistake a newcomer is likely to make gets a message that explains what to do."""
 
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ def test_worker_without_sidecar_logs_how_to_start_one(caplog: pytest.LogCaptureF
             worker.stop(timeout=5)
     messages = [r.getMessage() for r in caplog.records if "could not reach" in r.getMessage()]
     assert messages, "the worker logged nothing about the missing sidecar"
-    assert address in messages[0] and "durable sidecar" in messages[0]
+    assert address in messages[0]
+    assert "durable sidecar" in messages[0]
 
 
 def test_unhosted_class_times_out_with_a_hint(make_worker: WorkerFactory, client: durable.Client) -> None:
@@ -72,7 +73,8 @@ def test_unhosted_class_times_out_with_a_hint(make_worker: WorkerFactory, client
         handle.result(timeout=1)
     message = str(caught.value)
     assert handle.instance_id in message
-    assert "PENDING" in message and "Worker(orchestrations=[...])" in message
+    assert "PENDING" in message
+    assert "Worker(orchestrations=[...])" in message
     client.terminate(handle.instance_id)
 
 

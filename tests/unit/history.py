@@ -88,7 +88,9 @@ def timer_fired(action_id: int, fire_at: datetime) -> pb.HistoryEvent:
 def event_raised(name: str, payload: Any = None, *, raw: str | None = None) -> pb.HistoryEvent:
     event = pb.HistoryEvent(eventId=-1)
     event.eventRaised.name = name
-    text = raw if raw is not None else (json.dumps(payload) if payload is not None else None)
+    text = raw
+    if text is None and payload is not None:
+        text = json.dumps(payload)
     if text is not None:
         event.eventRaised.input.value = text
     return event
@@ -176,7 +178,9 @@ class Simulation:
         self.instance_id = instance_id
         self.history: list[pb.HistoryEvent] = []
         self.now = START
-        text = raw_input if raw_input is not None else (json.dumps(input) if input is not None else None)
+        text = raw_input
+        if text is None and input is not None:
+            text = json.dumps(input)
         self.inbox: list[pb.HistoryEvent] = [execution_started(orchestration.__durable_name__, text, instance_id)]
         self.replay_options = replay_options
         self.runs: list[ReplayResult] = []

@@ -83,7 +83,8 @@ def test_decode_error_names_type_and_field() -> None:
         _json.decode('{"name": "Ann", "address": {"city": "Oslo"}}', Customer)
     message = str(caught.value)
     assert "Customer" in message
-    assert "address" in message and "zip" in message
+    assert "address" in message
+    assert "zip" in message
 
 
 def test_decode_error_names_wrong_item() -> None:

@@ -42,7 +42,7 @@ class Retrying(durable.Orchestration[None, int]):
 
 
 def _drive(sim: Simulation, feed: Callable[[Simulation, ReplayResult], bool]) -> list[bytes]:
-    """Run until the feed function says stop; return each response's serialized actions."""
+    """Run until the feed function returns False; return each response's serialized actions."""
     seen: list[bytes] = []
     result = sim.run()
     while True:

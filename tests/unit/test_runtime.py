@@ -100,7 +100,8 @@ def test_falsy_inputs_round_trip_with_their_types() -> None:
         assert result.completion is not None
         assert result.completion.HasField("result"), raw
         value = json.loads(result.completion.result.value)
-        assert value == expected and type(value) is type(expected), raw
+        assert value == expected, raw
+        assert type(value) is type(expected), raw
 
 
 def test_falsy_typed_input_keeps_type() -> None:
@@ -223,14 +224,16 @@ def test_kind_mismatch_is_nondeterminism() -> None:
     details = failed(replay({"Chain": Chain}, "inst", history, [orchestrator_started()]))
     assert details.errorType == "durable.errors.NonDeterminismError"
     assert "action id 1" in details.errorMessage
-    assert "timerCreated" in details.errorMessage and "scheduleTask" in details.errorMessage
+    assert "timerCreated" in details.errorMessage
+    assert "scheduleTask" in details.errorMessage
 
 
 def test_name_mismatch_is_nondeterminism() -> None:
     history = [orchestrator_started(), execution_started("Chain", "1"), task_scheduled(1, "triple")]
     details = failed(replay({"Chain": Chain}, "inst", history, [orchestrator_started()]))
     assert details.errorType == "durable.errors.NonDeterminismError"
-    assert "'triple'" in details.errorMessage and "'double'" in details.errorMessage
+    assert "'triple'" in details.errorMessage
+    assert "'double'" in details.errorMessage
 
 
 def test_missing_action_is_nondeterminism() -> None:
@@ -403,7 +406,7 @@ def test_lost_wait_does_not_consume_next_event() -> None:
     assert output(sim.run()) == ["timer", "second wait gets it"]
 
 
-def test_when_any_loser_completing_later_keeps_winner_on_replay() -> None:
+def test_when_any_winner_stable_on_replay() -> None:
     class Race(durable.Orchestration[None, str]):
         async def run(self, value: None) -> str:
             fast = self.call_activity(greet, "fast")
@@ -498,7 +501,7 @@ def test_when_all_tuple_of_mixed_tasks() -> None:
 # ---------------------------------------------------------------- retries
 
 
-def test_max_attempts_three_runs_exactly_three_times_then_caught() -> None:
+def test_three_attempts_then_caught() -> None:
     policy = durable.RetryPolicy(first_interval=timedelta(seconds=1), max_attempts=3, backoff=2.0)
 
     class Retry(durable.Orchestration[None, str]):
@@ -599,7 +602,7 @@ class Child(durable.Orchestration[int, int]):
         return value + 1
 
 
-def test_child_id_is_derived_from_parent_and_action_id() -> None:
+def test_default_child_id() -> None:
     class Parent(durable.Orchestration[int, int]):
         async def run(self, value: int) -> int:
             return await self.call_sub_orchestration(Child, value)
@@ -787,7 +790,7 @@ def test_goto_loop_with_continue_as_new() -> None:
     assert output(third.run()) == "polled 2 times"
 
 
-def test_continue_as_new_keeps_a_burst_of_20_events() -> None:
+def test_continue_as_new_keeps_20_events() -> None:
     class Counter(durable.Orchestration[int, int]):
         async def run(self, total: int) -> int:
             await self.wait_for_event("tick", int)
@@ -818,7 +821,7 @@ def test_continue_as_new_without_keeping_events() -> None:
     assert len(result.completion.carryoverEvents) == 0
 
 
-def test_continue_as_new_is_not_caught_by_except_exception() -> None:
+def test_continue_as_new_escapes_except_exception() -> None:
     class Guarded(durable.Orchestration[int, int]):
         async def run(self, total: int) -> int:
             try:
