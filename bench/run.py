@@ -107,14 +107,9 @@ def start_sidecar(kind: str) -> RunningSidecar:
             extra_args=["--log-level", "WARNING", "--max-message-size", str(MAX_MESSAGE_BYTES)],
         )
         return RunningSidecar(kind, process, address, directory)
-    # NOTE: tests.peer.launch.start_official_sidecar does not pass
-    # --max-history-size through, so this builds the same command itself.
-    args = [
-        launch.peer_python(), str(launch.INMEMORY_SIDECAR_SCRIPT), "--port", "0",
-        "--max-message-bytes", str(MAX_MESSAGE_BYTES),
-        "--max-history-size", str(OFFICIAL_MAX_HISTORY_EVENTS),
-    ]
-    process, address = launch._start_server(args, "official in-memory sidecar", launch.START_TIMEOUT_SECONDS)
+    process, address = launch.start_official_sidecar(
+        max_message_bytes=MAX_MESSAGE_BYTES, max_history_size=OFFICIAL_MAX_HISTORY_EVENTS
+    )
     return RunningSidecar(kind, process, address, None)
 
 

@@ -163,14 +163,19 @@ def _start_server(args: Sequence[str], name: str, timeout: float,
 
 
 def start_official_sidecar(port: int = 0, *, max_message_bytes: int | None = None,
+                           max_history_size: int | None = None,
                            timeout: float = START_TIMEOUT_SECONDS) -> tuple[ChildProcess, str]:
     """Start the official SDK's in-memory sidecar on 127.0.0.1.
 
-    Returns the process and its address ``127.0.0.1:PORT``. Stop it with ``stop()``.
+    `max_history_size` raises the backend's limit of history events per
+    instance (10,000 by default). Returns the process and its address
+    ``127.0.0.1:PORT``. Stop it with ``stop()``.
     """
     args = [peer_python(), str(INMEMORY_SIDECAR_SCRIPT), "--port", str(port)]
     if max_message_bytes is not None:
         args += ["--max-message-bytes", str(max_message_bytes)]
+    if max_history_size is not None:
+        args += ["--max-history-size", str(max_history_size)]
     return _start_server(args, "official in-memory sidecar", timeout)
 
 
