@@ -627,7 +627,10 @@ class Worker:
 
 
 # Seconds of hold-back per past event in a work item; see `_hold_back_delay`.
-_HOLD_BACK_PER_EVENT = 3e-6
+# Measured on the official in-memory sidecar with a 10,000-activity fan-out:
+# 3 µs left 100 or more work items and 10 to 12 s; 10 µs gave 15 to 30 work
+# items and about 7 s, with the 1,000-activity fan-out no slower.
+_HOLD_BACK_PER_EVENT = 1e-5
 
 
 def _backoff(attempt: int) -> float:

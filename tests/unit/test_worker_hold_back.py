@@ -31,7 +31,8 @@ def _first_run(
 def test_fan_in_with_long_history_is_held_back() -> None:
     worker = _worker()
     later, idle = _first_run(worker, "FanOut", "5", past_events=10_000)
-    assert worker._hold_back_delay(later, idle) == 10_000 * 3e-6
+    # 10 µs per past event, under the 0.25 s default cap.
+    assert worker._hold_back_delay(later, idle) == 10_000 * 1e-5
 
 
 def test_hold_back_is_capped() -> None:
