@@ -5,12 +5,14 @@ from __future__ import annotations
 import pathlib
 import sqlite3
 import time
+from collections.abc import Callable
 
 import pytest
 
 from conftest import connect
 from durable._proto import orchestrator_service_pb2 as pb
 from durable.sidecar import SchemaVersionError, Sidecar
+from durable.sidecar._store import Store
 from sidecar_helpers import RawWorker, Stub, create_timer, finish, kinds, schedule_task, start, state, utc_in
 
 
@@ -145,3 +147,38 @@ def test_list_instance_ids_pages_by_completion(stub: Stub) -> None:
 
     only_completed = pb.ListInstanceIdsRequest(runtimeStatus=[pb.ORCHESTRATION_STATUS_COMPLETED])
     assert list(stub.ListInstanceIds(only_completed, timeout=5).instanceIds) == []
+
+
+def _inbox_ids(db: str) -> list[str]:
+    with sqlite3.connect(db) as reader:
+        return [row[0] for row in reader.execute("SELECT instance_id FROM inbox ORDER BY seq")]
+
+
+def test_failed_change_rolls_back_only_itself(tmp_path: pathlib.Path) -> None:
+    db = str(tmp_path / "durable.db")
+    store = Store(db)
+
+    def failing(instance_id: str) -> Callable[[], None]:
+        def change() -> None:
+            store.add_inbox(instance_id, 0, 0, b"")
+            raise ValueError("boom")
+
+        return change
+
+    try:
+        # The first change of a group fails: nothing of it is left.
+        with pytest.raises(ValueError, match="boom"):
+            store.run_in_group(failing("first-fails"))
+        store.commit_group()
+        assert _inbox_ids(db) == []
+
+        # A later change of a group fails: the group's earlier change stays.
+        group = store.run_in_group(lambda: store.add_inbox("kept", 0, 0, b""))
+        with pytest.raises(ValueError, match="boom"):
+            store.run_in_group(failing("later-fails"))
+        store.run_in_group(lambda: store.add_inbox("also-kept", 0, 0, b""))
+        store.commit_group()
+        assert store.committed_group == group
+        assert _inbox_ids(db) == ["kept", "also-kept"]
+    finally:
+        store.close()
