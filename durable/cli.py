@@ -95,8 +95,9 @@ def _add_sidecar_command(commands: argparse._SubParsersAction[argparse.ArgumentP
     parser.add_argument(
         "--coalesce-window", type=_non_negative_seconds, default=0.01, metavar="SECONDS",
         help=(
-            "how long an orchestration with several activities still running waits for more results "
-            "before its next work item; 0 sends each result at once (default: %(default)s)"
+            "how long an orchestration with activities still running waits for more results before "
+            "its next work item, plus 25 microseconds per running activity, up to 0.25 s or this value "
+            "if larger; 0 sends each result at once (default: %(default)s)"
         ),
     )
     parser.add_argument(

@@ -479,7 +479,7 @@ class Engine:
             self._commit(effects, lambda: apply_response(self.store, effects, row, lease, response))
             self.dispatcher.history_delivered(lease)
             self.dispatcher.end_orchestration_lease(lease)
-            self.dispatcher.reschedule(lease.instance_id)
+            self.dispatcher.reschedule(lease.instance_id, coalesce=True)
 
     def abandon_orchestration(self, token: str) -> None:
         with self.lock:

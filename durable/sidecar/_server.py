@@ -74,9 +74,12 @@ class Sidecar:
         abandons within `lease_timeout` seconds is redelivered. Idle worker streams
         get a health ping every `health_ping_interval` seconds. `max_workers` bounds
         the server threads, and each open worker stream or waiting call holds one.
-        `coalesce_window` (seconds) is how long an instance with several activities
-        still out waits for more results before its next work item, so that a
-        fan-in gets many results per work item; 0 dispatches every result at once.
+        `coalesce_window` (seconds) is how long an instance with activities still
+        out waits for more results before its next work item, so that a fan-in
+        gets many results per work item. The wait grows by 25 µs per activity
+        still out, up to 0.25 s (or `coalesce_window` if that is larger), and the
+        last result of a fan-in is dispatched at once. 0 dispatches every result
+        at once.
         """
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("tls_cert and tls_key must be given together")

@@ -53,3 +53,27 @@ def test_last_outstanding_result_is_dispatched_at_once() -> None:
 def test_negative_window_is_rejected() -> None:
     with pytest.raises(ValueError, match="coalesce_window"):
         Sidecar(coalesce_window=-1)
+
+
+def test_results_during_work_item_coalesce() -> None:
+    window = 0.5
+    with Sidecar(coalesce_window=window) as sidecar, grpc.insecure_channel(sidecar.address) as channel:
+        stub = pb_grpc.TaskHubSidecarServiceStub(channel)
+        worker = RawWorker(stub)
+        try:
+            start(stub, "Fan", "fan")
+            worker.complete(worker.next_orchestration(), [schedule_task(i + 1, "work") for i in range(3)])
+            activities = [worker.next_activity() for _ in range(3)]
+            worker.complete_activity(activities[0], "1")
+            # The second result comes in while this work item is out, which then completes with one activity left.
+            in_flight = worker.next_orchestration(timeout=10)
+            worker.complete_activity(activities[1], "1")
+            completed_at = time.monotonic()
+            worker.complete(in_flight, [])
+            second = worker.next_orchestration(timeout=10)
+            delay = time.monotonic() - completed_at
+            results = [e for e in second.orchestratorRequest.newEvents if e.HasField("taskCompleted")]
+            assert len(results) == 1
+            assert delay >= window * 0.8
+        finally:
+            worker.close()
