@@ -213,9 +213,7 @@ class Dispatcher:
         if self.store.has_due_inbox(instance_id, now, kinds):
             # Results that came in while the last work item was out wait too, or else
             # a fan-in would get one work item per worker round trip.
-            outstanding = len(self._activities_by_instance.get(instance_id, ()))
-            if coalesce and self.coalesce_us and status == ev.RUNNING and outstanding > 0:
-                self._add_timer(instance_id, now + self._coalesce_delay_us(outstanding))
+            if coalesce and status == ev.RUNNING and self._wait_for_more_results(instance_id, now, already_out=0):
                 return
             self._ready.append(instance_id)
             self._ready_meta[instance_id] = (name, version)
@@ -243,17 +241,24 @@ class Dispatcher:
         # history again for each result of a large fan-out. The activity whose
         # result this is still counts here, so a lone activity (a chain, the last
         # result of a fan-in) is dispatched at once.
-        outstanding = len(self._activities_by_instance.get(instance_id, ()))
-        if self.coalesce_us and outstanding > 1:
-            self._add_timer(instance_id, now + self._coalesce_delay_us(outstanding))
+        if self._wait_for_more_results(instance_id, now, already_out=1):
             return
         self._ready.append(instance_id)
         self._ready_meta[instance_id] = (info[1], info[2])
         self._work.notify_all()
 
-    def _coalesce_delay_us(self, outstanding: int) -> int:
+    def _wait_for_more_results(self, instance_id: str, now: int, *, already_out: int) -> bool:
+        """Start the coalescing window if more than `already_out` activities are out. Return whether it started.
+
+        `already_out` counts activities whose results are already in the inbox
+        but whose leases are still open.
+        """
+        outstanding = len(self._activities_by_instance.get(instance_id, ()))
+        if not self.coalesce_us or outstanding <= already_out:
+            return False
         cap = max(self.coalesce_us, _COALESCE_CAP_US)
-        return min(self.coalesce_us + outstanding * _COALESCE_PER_ACTIVITY_US, cap)
+        self._add_timer(instance_id, now + min(self.coalesce_us + outstanding * _COALESCE_PER_ACTIVITY_US, cap))
+        return True
 
     def forget(self, instance_id: str) -> None:
         """Drop all in-memory state of an instance that was deleted or replaced."""
