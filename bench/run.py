@@ -209,23 +209,18 @@ def run_benchmark(args: argparse.Namespace) -> tuple[list[dict[str, Any]], bool]
     runs: list[dict[str, Any]] = []
     all_passed = True
 
-    plan = []
-    for workload in workloads:
-        rounds = args.rounds or (QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS)
-        if workload.rounds is not None:
-            rounds = min(rounds, workload.rounds)
-        plan.append((workload, rounds, [sdk for sdk in sdks if sdk in workload.sdks]))
-    total = sum(rounds * len(workload_sdks) * len(sidecars) for _, rounds, workload_sdks in plan)
+    rounds = args.rounds or (QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS)
+    total = rounds * len(sdks) * len(sidecars) * len(workloads)
     done = 0
 
-    for workload, rounds, workload_sdks in plan:
+    for workload in workloads:
         params = workload.quick_params if args.quick else workload.params
         for sidecar_kind in sidecars:
             sidecar = start_sidecar(sidecar_kind)
             gave_up: set[str] = set()
             try:
                 for round_index in range(rounds):
-                    order = workload_sdks if round_index % 2 == 0 else list(reversed(workload_sdks))
+                    order = sdks if round_index % 2 == 0 else list(reversed(sdks))
                     for sdk in order:
                         done += 1
                         if sdk in gave_up:

@@ -1,4 +1,4 @@
-"""The benchmark's workloads: sizes, rounds and time budgets."""
+"""The benchmark's workloads: sizes and time budgets."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ class Workload:
     """One row of the results table.
 
     `scenario` names the function in `_scenarios.WORKLOADS` that both drivers
-    run. `rounds` overrides the default number of rounds (None keeps it).
-    `budget_s` is how long one run may take before it is reported as not
+    run. `budget_s` is how long one run may take before it is reported as not
     finished.
     """
 
@@ -21,9 +20,7 @@ class Workload:
     title: str
     params: dict[str, Any]
     quick_params: dict[str, Any]
-    rounds: int | None = None
     budget_s: float = 300.0
-    sdks: tuple[str, ...] = ("durable", "official")
 
 
 WORKLOADS: list[Workload] = [
@@ -65,4 +62,6 @@ GROUPS: dict[str, list[str]] = {
 }
 
 # The workloads whose runs make up the cost-per-step table.
-COST_PER_STEP: list[str] = [workload.name for workload in [*WORKLOADS, *SCALING] if workload.scenario == "sequential"]
+COST_PER_STEP: list[str] = [
+    workload.name for workload in [*WORKLOADS, *SCALING] if workload.scenario == "sequential"
+]
