@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from google.protobuf.message import Message
+
 from durable._proto import orchestrator_service_pb2 as pb
 
 from . import _events as ev
@@ -130,6 +132,16 @@ def apply_response(
             effects.log("Instance %s started", instance_id)
 
 
+# Optional message fields that an action passes on to its history event and request.
+_TASK_FIELDS = ("version", "input", "parentTraceContext")
+
+
+def _copy_set_fields(source: Message, target: Message, names: tuple[str, ...]) -> None:
+    for name in names:
+        if source.HasField(name):
+            getattr(target, name).CopyFrom(getattr(source, name))
+
+
 def _schedule_task(
     store: Store, effects: ops.Effects, row: InstanceRow, action: pb.OrchestratorAction, *, enqueue: bool
 ) -> bytes:
@@ -137,24 +149,14 @@ def _schedule_task(
     event = ev.new_event(effects.now, action.id)
     scheduled = event.taskScheduled
     scheduled.name = task.name
-    if task.HasField("version"):
-        scheduled.version.CopyFrom(task.version)
-    if task.HasField("input"):
-        scheduled.input.CopyFrom(task.input)
-    if task.HasField("parentTraceContext"):
-        scheduled.parentTraceContext.CopyFrom(task.parentTraceContext)
+    _copy_set_fields(task, scheduled, _TASK_FIELDS)
     scheduled.tags.update(task.tags)
 
     if enqueue:
         request = pb.ActivityRequest(name=task.name, taskId=action.id)
-        if task.HasField("version"):
-            request.version.CopyFrom(task.version)
-        if task.HasField("input"):
-            request.input.CopyFrom(task.input)
+        _copy_set_fields(task, request, _TASK_FIELDS)
         request.orchestrationInstance.instanceId = row.instance_id
         request.orchestrationInstance.executionId.value = row.execution_id
-        if task.HasField("parentTraceContext"):
-            request.parentTraceContext.CopyFrom(task.parentTraceContext)
         request.tags.update(task.tags)
         payload = request.SerializeToString()
         version = task.version.value if task.HasField("version") else None
@@ -191,12 +193,7 @@ def _create_sub_orchestration(
     created = event.subOrchestrationInstanceCreated
     created.instanceId = child_id
     created.name = create.name
-    if create.HasField("version"):
-        created.version.CopyFrom(create.version)
-    if create.HasField("input"):
-        created.input.CopyFrom(create.input)
-    if create.HasField("parentTraceContext"):
-        created.parentTraceContext.CopyFrom(create.parentTraceContext)
+    _copy_set_fields(create, created, _TASK_FIELDS)
     created.tags.update(create.tags)
 
     existing = store.dispatch_info(child_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterator
@@ -229,14 +230,8 @@ def _wrap_unary(method: str, function: Callable[[Any, grpc.ServicerContext], Any
         if isinstance(request, _Oversize):
             logger.warning("Rejected %s: %d bytes exceeds the limit of %d bytes", method, request.size, limit)
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, _oversize_message(method, request.size, limit))
-        try:
+        with _errors_as_status(method, request, context):
             return function(request, context)
-        except RequestError as error:
-            _log_rejection(method, error)
-            context.abort(error.code, error.message)
-        except Exception:
-            logger.exception("%s failed for instance %s", method, _instance_id_of(request))
-            context.abort(grpc.StatusCode.INTERNAL, f"{method} failed inside the sidecar; see the sidecar log")
 
     return handle
 
@@ -246,16 +241,23 @@ def _wrap_stream(method: str, function: Callable[[Any, grpc.ServicerContext], An
     def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         if isinstance(request, _Oversize):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, _oversize_message(method, request.size, limit))
-        try:
+        with _errors_as_status(method, request, context):
             yield from function(request, context)
-        except RequestError as error:
-            _log_rejection(method, error)
-            context.abort(error.code, error.message)
-        except Exception:
-            logger.exception("%s failed for instance %s", method, _instance_id_of(request))
-            context.abort(grpc.StatusCode.INTERNAL, f"{method} failed inside the sidecar; see the sidecar log")
 
     return handle
+
+
+@contextlib.contextmanager
+def _errors_as_status(method: str, request: Any, context: grpc.ServicerContext) -> Iterator[None]:
+    """End the call with a request error's status, or INTERNAL for any other exception."""
+    try:
+        yield
+    except RequestError as error:
+        _log_rejection(method, error)
+        context.abort(error.code, error.message)
+    except Exception:
+        logger.exception("%s failed for instance %s", method, _instance_id_of(request))
+        context.abort(grpc.StatusCode.INTERNAL, f"{method} failed inside the sidecar; see the sidecar log")
 
 
 def _log_rejection(method: str, error: RequestError) -> None:
