@@ -65,7 +65,8 @@ def test_results_during_work_item_coalesce() -> None:
             worker.complete(worker.next_orchestration(), [schedule_task(i + 1, "work") for i in range(3)])
             activities = [worker.next_activity() for _ in range(3)]
             worker.complete_activity(activities[0], "1")
-            # The second result comes in while this work item is out, which then completes with one activity left.
+            # The second result arrives while this work item is out. It then
+            # completes with one activity still running.
             in_flight = worker.next_orchestration(timeout=10)
             worker.complete_activity(activities[1], "1")
             completed_at = time.monotonic()

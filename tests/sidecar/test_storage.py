@@ -166,13 +166,13 @@ def test_failed_change_rolls_back_only_itself(tmp_path: pathlib.Path) -> None:
         return change
 
     try:
-        # The first change of a group fails: nothing of it is left.
+        # When the first change of a group fails, nothing of it is left.
         with pytest.raises(ValueError, match="boom"):
             store.run_in_group(failing("first-fails"))
         store.commit_group()
         assert _inbox_ids(db) == []
 
-        # A later change of a group fails: the group's earlier change stays.
+        # When a later change of a group fails, the group's other changes stay.
         group = store.run_in_group(lambda: store.add_inbox("kept", 0, 0, b""))
         with pytest.raises(ValueError, match="boom"):
             store.run_in_group(failing("later-fails"))
